@@ -1,0 +1,65 @@
+"""The torch backend: sentence-transformers modules built from the spec (so pooling is ours)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from minilm_qdrant.errors import ModelNotFound
+from minilm_qdrant.models import ModelSpec
+
+
+class TorchBackend:
+    """Transformer -> Pooling -> (Normalize), on CUDA when present, else CPU.
+
+    Weights load with ``trust_remote_code=False`` and from safetensors; pickle (``.bin``)
+    weights are refused unless ``MINILM_QDRANT_ALLOW_PICKLE=1``.
+    """
+
+    def __init__(self, spec: ModelSpec, path: Path, device: str | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import (
+            Normalize,
+            Pooling,
+            Transformer,
+        )
+
+        has_safetensors = any(path.glob("*.safetensors"))
+        if not has_safetensors and os.environ.get("MINILM_QDRANT_ALLOW_PICKLE", "") in ("", "0"):
+            raise ModelNotFound(
+                f"{path} has no .safetensors weights; pickle weights can run code when loaded. "
+                "Convert them to safetensors, or set MINILM_QDRANT_ALLOW_PICKLE=1 if you trust "
+                "them."
+            )
+        transformer = Transformer(
+            str(path),
+            max_seq_length=spec.max_tokens,
+            model_kwargs={"use_safetensors": has_safetensors, "trust_remote_code": False},
+            config_kwargs={"trust_remote_code": False},
+            processor_kwargs={"trust_remote_code": False},
+        )
+        modules = [transformer, Pooling(spec.dim, pooling_mode=spec.pooling)]
+        if spec.normalize:
+            modules.append(Normalize())
+        self.model = SentenceTransformer(modules=modules, device=device)
+        self.model.eval()
+        counter = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        self._counter = counter
+
+    @property
+    def device(self) -> str:
+        return str(self.model.device)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = self.model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._counter.encode_batch(texts)]

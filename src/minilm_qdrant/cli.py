@@ -1,0 +1,250 @@
+"""The `minilm-qdrant` command: parsing, progress bars, printing and exit codes (nothing else).
+
+Errors print one line and exit non-zero; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from tqdm import tqdm
+
+from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.errors import MiniLMQdrantError
+from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL, Pooling
+from minilm_qdrant.readers import ReadStats, count_lines, read_documents
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Embed documents with MiniLM sentence-transformers and search them in Qdrant.",
+)
+DEFAULT_PATH = "./qdrant_data"
+_state = {"debug": False}
+
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+PathOpt = Annotated[
+    str | None, typer.Option("--path", help=f"Embedded store directory [default: {DEFAULT_PATH}].")
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", envvar="QDRANT_URL", help="Qdrant server or cluster URL.")
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="QDRANT_API_KEY", show_default=False, help="Qdrant API key."),
+]
+InsecureOpt = Annotated[
+    bool, typer.Option("--allow-insecure", help="Allow an API key over plain http.")
+]
+PoolingOpt = Annotated[
+    str | None, typer.Option("--pooling", help="Override the model's pooling (mean or cls).")
+]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s"
+    )
+    if not verbose:
+        _quiet_libraries()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except MiniLMQdrantError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn any unexpected failure into one line (our own errors are handled by `main`)."""
+    try:
+        yield
+    except (MiniLMQdrantError, typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _open(
+    collection: str, path: str | None, url: str | None, api_key: str | None,
+    allow_insecure: bool, embedder: Embedder | None, create: bool,
+) -> Collection:
+    if url and path:
+        raise typer.BadParameter("give either --path or --url, not both")
+    return Collection(
+        collection, embedder, path=None if url else (path or DEFAULT_PATH), url=url,
+        api_key=api_key, allow_insecure=allow_insecure, create=create,
+    )
+
+
+def _embedder(model: str | None, pooling: str | None, batch_size: int = 32) -> Embedder | None:
+    if model is None and pooling is None:
+        return None
+    if pooling not in (None, "mean", "cls"):
+        raise typer.BadParameter(f"--pooling must be mean or cls, not {pooling!r}")
+    chosen: Pooling | None = pooling  # type: ignore[assignment]
+    return Embedder(model or DEFAULT_MODEL, pooling=chosen, batch_size=batch_size)
+
+
+def _progress(total: int | None, unit: str, desc: str) -> tqdm[Any]:
+    return tqdm(total=total, unit=unit, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+
+
+@app.command()
+def index(
+    file: Annotated[Path, typer.Argument(help="JSONL, CSV (text column) or text file.")],
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+    model: Annotated[str | None, typer.Option(help=f"Model [default: {DEFAULT_MODEL}].")] = None,
+    pooling: PoolingOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents per upsert.")] = 64,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Skip and count bad lines.")
+    ] = False,
+) -> None:
+    """Embed a file's documents and store them (rerunning it never duplicates)."""
+    with _errors():
+        embedder = _embedder(model, pooling) or Embedder(DEFAULT_MODEL)
+        stats = ReadStats()
+        docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
+        total = count_lines(file) if file.is_file() else None
+        with _open(collection, path, url, api_key, allow_insecure, embedder, True) as col, \
+                _progress(total, "doc", "indexing") as bar:
+            report = col.upsert(docs, on_progress=bar.update)
+            points = col.count()
+        typer.echo(
+            f"Indexed {report.written} documents from {file} into {collection!r} "
+            f"({col.where}) with {embedder.spec.name} in {report.seconds:.1f}s; "
+            f"collection now holds {points} points."
+        )
+        extras = {
+            "skipped invalid lines": stats.skipped, "duplicate ids (last kept)": report.duplicates,
+            "truncated to the token limit": report.truncated, "retries": report.retries,
+        }
+        for label, n in extras.items():
+            if n:
+                typer.echo(f"  {label}: {n}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+    model: Annotated[
+        str | None, typer.Option(help="Model [default: the one that filled the collection].")
+    ] = None,
+    pooling: PoolingOpt = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Search a collection; scores are raw similarities, higher = closer."""
+    with _errors():
+        embedder = _embedder(model, pooling)
+        with _open(collection, path, url, api_key, allow_insecure, embedder, False) as col:
+            hits = col.search(query, k)
+        if as_json:
+            typer.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
+            return
+        for rank, hit in enumerate(hits, start=1):
+            typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}: {_shorten(hit.text)}")
+
+
+@app.command()
+def demo(
+    path: Annotated[
+        str | None, typer.Option(help="Keep the store here [default: a temporary directory].")
+    ] = None,
+) -> None:
+    """Index a conference programme and show the 3 sessions closest to a few questions."""
+    with _errors():
+        try:
+            embedder = Embedder(DEFAULT_MODEL)
+            embedder.load()
+            note = f"default model {DEFAULT_MODEL}"
+        except MiniLMQdrantError as exc:
+            embedder = Embedder(BUNDLED_MODEL)
+            note = (
+                f"bundled {BUNDLED_MODEL}, because the default {DEFAULT_MODEL} is not available "
+                f"here ({type(exc).__name__})"
+            )
+        typer.echo(f"Model: {note}")
+        programme = _programme_file()
+        with tempfile.TemporaryDirectory() as tmp, Collection(
+            "conference", embedder, path=path or tmp
+        ) as col:
+            report = col.upsert(read_documents(programme))
+            typer.echo(f"Indexed {report.written} sessions from {programme.name} "
+                       f"in {report.seconds:.1f}s.\n")
+            for question in DEMO_QUESTIONS:
+                typer.echo(f"Q: {question}")
+                for hit in col.search(question, 3):
+                    meta = hit.metadata
+                    typer.echo(
+                        f"   {hit.score:.3f}  {meta.get('title')} ({meta.get('speaker')}, "
+                        f"day {meta.get('day')}, {meta.get('room')})"
+                    )
+                typer.echo("")
+
+
+DEMO_QUESTIONS = (
+    "How can I make vector search faster and use less memory?",
+    "How do I stop users from hijacking my LLM app with malicious prompts?",
+    "How should I measure whether my retrieval system returns the right documents?",
+    "Running transformer models cheaply on CPUs",
+)
+
+
+def _programme_file() -> Path:
+    for candidate in (
+        Path(__file__).parent / "conference.jsonl",  # installed wheel
+        Path(__file__).resolve().parents[2] / "examples" / "conference.jsonl",  # source tree
+    ):
+        if candidate.is_file():
+            return candidate
+    raise MiniLMQdrantError("the demo's conference.jsonl is missing from this installation")
+
+
+def _shorten(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass

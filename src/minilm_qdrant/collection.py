@@ -1,0 +1,318 @@
+"""`Collection`: a Qdrant collection sized, scored and fingerprinted for one embedder.
+
+It creates or validates the collection (models are never mixed in one), ingests documents in
+count- and byte-bounded batches with retries, and searches. It does not know which engine it
+drives: a Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+
+from minilm_qdrant import retry
+from minilm_qdrant.documents import Document, Hit
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.engines import CollectionOptions, Engine
+from minilm_qdrant.engines.client import ClientEngine, connect
+from minilm_qdrant.errors import (
+    CollectionMismatch,
+    CollectionNotFound,
+    IngestError,
+    InputError,
+    MiniLMQdrantError,
+)
+from minilm_qdrant.models import DEFAULT_MODEL
+
+FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
+DEFAULT_COLLECTION = "documents"
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""Request bound per batch: well under Qdrant's 32 MiB limit, near its ~5 MB advice."""
+_BYTES_PER_FLOAT = 20  # a float32 written as JSON text, with separator
+
+
+@dataclass
+class UpsertReport:
+    """What an ingest did. ``ok`` only when every document given was written."""
+
+    written: int = 0
+    failed: int = 0
+    retries: int = 0
+    duplicates: int = 0
+    """Documents whose id appeared again later in the same ingest (the last one wins)."""
+    truncated: int = 0
+    failed_ids: list[str | int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+class Collection:
+    """One collection for one embedder.
+
+    Args:
+        name: collection name.
+        embedder: the embedder; default: the model recorded in an existing collection's
+            fingerprint, else the default model.
+        path / url / api_key / client / engine: where the collection lives (one of them);
+            default an in-memory store. ``path=":memory:"`` works too.
+        options: pass-through settings used when the collection is created.
+        create: create the collection when missing (else `CollectionNotFound`).
+        batch_size / max_batch_bytes: ingest batches are bounded by both.
+        retry_policy: how transient failures are retried.
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_COLLECTION,
+        embedder: Embedder | None = None,
+        *,
+        path: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: QdrantClient | None = None,
+        engine: Engine | None = None,
+        options: CollectionOptions | None = None,
+        create: bool = True,
+        batch_size: int = 64,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        retry_policy: retry.RetryPolicy | None = None,
+        allow_insecure: bool = False,
+    ) -> None:
+        if batch_size < 1 or max_batch_bytes < 1:
+            raise ValueError("batch_size and max_batch_bytes must be positive")
+        self.name = name
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.retry_policy = retry_policy or retry.RetryPolicy()
+        self.where = url or path or ("client" if client else ":memory:")
+        if engine is None:
+            client = client or connect(
+                url=url, path=path, api_key=api_key, allow_insecure=allow_insecure
+            )
+            engine = ClientEngine(client, where=self.where)
+        self.engine = engine
+        try:
+            self.embedder = self._open(embedder, options or CollectionOptions(), create)
+        except BaseException:
+            self.engine.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, where={self.where!r}, embedder={self.embedder!r})"
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the store (and its lock, for embedded stores)."""
+        self.engine.close()
+
+    def _call(self, fn: Callable[[], Any], what: str, report: UpsertReport | None = None) -> Any:
+        def counted(_: BaseException) -> None:
+            if report is not None:
+                report.retries += 1
+
+        return retry.call(fn, self.retry_policy, what=what, on_retry=counted)
+
+    def _open(
+        self, embedder: Embedder | None, options: CollectionOptions, create: bool
+    ) -> Embedder:
+        info = self._call(lambda: self.engine.info(self.name), f"reading collection {self.name!r}")
+        if info is None:
+            if not create:
+                raise CollectionNotFound(
+                    f"Collection {self.name!r} does not exist at {self.where}; index documents "
+                    "into it first (minilm-qdrant index FILE --collection NAME)."
+                )
+            embedder = embedder or Embedder(DEFAULT_MODEL)
+            spec = embedder.spec
+            self._call(
+                lambda: self.engine.create(
+                    self.name, spec.dim, spec.distance, {FINGERPRINT_KEY: spec.fingerprint()},
+                    options,
+                ),
+                f"creating collection {self.name!r}",
+            )
+            return embedder
+        stored = info.metadata.get(FINGERPRINT_KEY)
+        if not isinstance(stored, dict):
+            raise CollectionMismatch(
+                f"Collection {self.name!r} at {self.where} was not made by minilm-qdrant (it has "
+                f"no fingerprint; size={info.size}, distance={info.distance}), so its model is "
+                "unknown; use another --collection name."
+            )
+        if embedder is None:
+            embedder = Embedder(
+                stored["model"], pooling=stored["pooling"], normalize=stored["normalize"]
+            )
+        mine = embedder.fingerprint
+        theirs = {**stored, "dim": info.size, "distance": info.distance}
+        if theirs != mine or stored != mine:
+            raise CollectionMismatch(
+                f"Collection {self.name!r} holds vectors of {_describe(stored)} "
+                f"(size {info.size}, distance {info.distance}); this embedder makes "
+                f"{_describe(mine)}. Models are never mixed in one collection: search with the "
+                "collection's own model (omit --model) or use another collection."
+            )
+        return embedder
+
+    def upsert(
+        self,
+        documents: Iterable[Document],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> UpsertReport:
+        """Embed and write documents in bounded batches, each acknowledged before it counts.
+
+        Raises `IngestError` (carrying the report) when a batch fails for good: the report
+        says how many were written and which ids were not. Rerunning the same ingest completes
+        it without duplicates, as point ids are deterministic.
+        """
+        report = UpsertReport()
+        start = time.monotonic()
+        seen: set[str] = set()
+        batch: list[Document] = []
+        try:
+            for batch in self._batches(documents):
+                unique = {doc.point_id: doc for doc in batch}  # last one wins
+                report.duplicates += len(batch) - len(unique)
+                report.duplicates += sum(pid in seen for pid in unique)
+                seen.update(unique)
+                docs = list(unique.values())
+                vectors = self.embedder.embed_documents([d.text for d in docs])
+                report.truncated += self.embedder.last_truncated
+                _check_vectors(vectors, docs, self.embedder.dim)
+                ids = [d.point_id for d in docs]
+                payloads = [_payload(d) for d in docs]
+                self._call(
+                    functools.partial(self.engine.upsert, self.name, ids, vectors, payloads),
+                    f"writing {len(docs)} points to {self.name!r}",
+                    report,
+                )
+                report.written += len(docs)
+                if on_progress:
+                    on_progress(len(batch))
+        except MiniLMQdrantError as exc:
+            failed = [d.id if d.id is not None else d.point_id for d in batch]
+            report.failed += len(failed)
+            report.failed_ids.extend(failed)
+            report.seconds = time.monotonic() - start
+            raise IngestError(
+                f"Ingest stopped: {report.written} documents written, the batch of "
+                f"{len(failed)} ({_preview(failed)}) and any later documents were not. "
+                f"Cause: {exc} Rerun the same ingest to complete it (no duplicates).",
+                report,
+            ) from exc
+        report.seconds = time.monotonic() - start
+        return report
+
+    def _batches(self, documents: Iterable[Document]) -> Iterator[list[Document]]:
+        batch: list[Document] = []
+        size = 0
+        for doc in documents:
+            if not isinstance(doc, Document):
+                raise InputError(f"expected a Document, got {type(doc).__name__}")
+            cost = _estimated_bytes(doc, self.embedder.dim)
+            if cost > self.max_batch_bytes:
+                raise InputError(
+                    f"document {doc.id if doc.id is not None else doc.text[:40]!r} needs about "
+                    f"{cost:,} bytes, over the {self.max_batch_bytes:,}-byte request bound; "
+                    "split it or raise max_batch_bytes (Qdrant refuses requests over 32 MiB)."
+                )
+            if batch and (len(batch) >= self.batch_size or size + cost > self.max_batch_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(doc)
+            size += cost
+        if batch:
+            yield batch
+
+    def search(
+        self, query: str, k: int = 10, *, query_filter: Any | None = None, exact: bool = False
+    ) -> list[Hit]:
+        """The k documents most similar to ``query``, best first (higher score = closer)."""
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("the search query is empty")
+        return self.search_vector(
+            self.embedder.embed_query(query), k, query_filter=query_filter, exact=exact
+        )
+
+    def search_vector(
+        self, vector: np.ndarray, k: int = 10, *, query_filter: Any | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """Search with an already embedded query vector."""
+        if k < 1:
+            raise InputError(f"k must be >= 1, got {k}")
+        points = self._call(
+            lambda: self.engine.search(self.name, vector, k, query_filter, exact),
+            f"searching {self.name!r}",
+        )
+        return [
+            Hit(
+                id=p.payload.get("doc_id") if p.payload.get("doc_id") is not None else p.id,
+                score=float(p.score or 0.0),
+                text=p.payload.get("text", ""),
+                metadata=p.payload.get("metadata") or {},
+            )
+            for p in points
+        ]
+
+    def count(self) -> int:
+        return int(self._call(lambda: self.engine.count(self.name), f"counting {self.name!r}"))
+
+    def delete(self, ids: Iterable[str | int]) -> None:
+        """Delete documents by the caller's ids."""
+        point_ids = [Document(text="", id=i).point_id for i in ids]
+        self._call(lambda: self.engine.delete(self.name, point_ids), f"deleting from {self.name!r}")
+
+
+def _payload(doc: Document) -> dict[str, Any]:
+    return {"text": doc.text, "doc_id": doc.id, "metadata": doc.metadata}
+
+
+def _estimated_bytes(doc: Document, dim: int) -> int:
+    meta = json.dumps(doc.metadata, default=str, ensure_ascii=False)
+    text = len(doc.text.encode("utf-8", "surrogatepass")) * 2  # JSON escapes can double it
+    return text + len(meta) + dim * _BYTES_PER_FLOAT + 200
+
+
+def _check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise InputError(f"vectors have shape {vectors.shape}, expected (n, {dim})")
+    norms = np.linalg.norm(vectors, axis=1)
+    for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1) | (norms == 0)):
+        doc = docs[int(i)]
+        what = "NaN/Inf" if not np.isfinite(vectors[i]).all() else "all-zero"
+        raise InputError(
+            f"document {doc.id if doc.id is not None else doc.text[:40]!r} embedded to an "
+            f"{what} vector; it was not sent"
+        )
+    if not math.isfinite(float(norms.sum())):
+        raise InputError("vectors overflowed")
+
+
+def _describe(fp: dict[str, Any]) -> str:
+    return (
+        f"model={fp.get('model')} dim={fp.get('dim')} pooling={fp.get('pooling')} "
+        f"normalize={fp.get('normalize')} distance={fp.get('distance')}"
+    )
+
+
+def _preview(ids: list[Any], n: int = 5) -> str:
+    shown = ", ".join(map(str, ids[:n]))
+    return shown + (f", ... {len(ids) - n} more" if len(ids) > n else "")

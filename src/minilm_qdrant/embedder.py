@@ -1,0 +1,123 @@
+"""`Embedder`: a model spec plus a backend, turning texts into float32 vectors.
+
+The spec is resolved at once (cheap: no weights), the weights on first use, so a collection can
+be validated against the model's dimension and distance before anything heavy happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minilm_qdrant.backends import Backend, load_backend
+from minilm_qdrant.errors import InputError
+from minilm_qdrant.models import DEFAULT_MODEL, ModelSpec, Pooling, locate, resolve
+
+logger = logging.getLogger("minilm_qdrant")
+
+
+class Embedder:
+    """Embeds documents and queries with one model of the registry (or any ST folder).
+
+    Args:
+        model: registry name (``all-MiniLM-L6-v2``), hub id or local directory.
+        backend: ``torch`` (more with the fast-path backends).
+        device: ``cuda``, ``cpu``...; default: CUDA when available.
+        batch_size: texts per forward pass.
+        pooling / normalize / max_tokens: override the model's own settings (this changes the
+            fingerprint, so such vectors never mix with the model's usual ones).
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        backend: str = "torch",
+        device: str | None = None,
+        batch_size: int = 32,
+        pooling: Pooling | None = None,
+        normalize: bool | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_name = model
+        self.spec: ModelSpec = resolve(
+            model, pooling=pooling, normalize=normalize, max_tokens=max_tokens
+        )
+        self.backend_name = backend
+        self.device = device
+        self.batch_size = batch_size
+        self.last_truncated = 0
+        """How many texts the last call truncated to the model's token limit."""
+        self._backend: Backend | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Embedder(model={self.spec.name!r}, backend={self.backend_name!r})"
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return self.spec.fingerprint()
+
+    @property
+    def model_path(self) -> Path:
+        return locate(self.model_name, self.spec)
+
+    def load(self) -> Backend:
+        """Load the weights now (otherwise done on first use); returns the backend."""
+        with self._lock:
+            if self._backend is None:
+                self._backend = load_backend(
+                    self.backend_name, self.spec, self.model_path, self.device
+                )
+                logger.info("loaded %s from %s", self.spec.name, self.model_path)
+            return self._backend
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """An (n, dim) float32 array, one row per text, with the model's document prompt."""
+        return self._embed(texts, self.spec.document_prompt)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """A (dim,) float32 vector for a search query, with the model's query prompt."""
+        return self._embed([text], self.spec.query_prompt)[0]
+
+    def _embed(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        if isinstance(texts, str):
+            raise InputError("embed_documents expects a list of texts, got one string")
+        checked = [_check_text(t, i) for i, t in enumerate(texts)]
+        if not checked:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        backend = self.load()
+        prompted = [prompt + t for t in checked] if prompt else checked
+        lengths = backend.token_counts(prompted)
+        self.last_truncated = sum(n > self.spec.max_tokens for n in lengths)
+        if self.last_truncated:
+            logger.warning(
+                "%d of %d texts exceed %s's limit of %d word pieces and were truncated",
+                self.last_truncated, len(prompted), self.spec.name, self.spec.max_tokens,
+            )
+        vectors = backend.encode(prompted, self.batch_size)
+        if vectors.shape != (len(prompted), self.dim):
+            raise InputError(
+                f"backend returned vectors of shape {vectors.shape}, expected "
+                f"({len(prompted)}, {self.dim}) for {self.spec.name}"
+            )
+        return vectors
+
+
+def _check_text(text: object, index: int) -> str:
+    if not isinstance(text, str):
+        raise InputError(f"text #{index} is {type(text).__name__}, not a string")
+    if not text.strip():
+        raise InputError(f"text #{index} is empty or whitespace only")
+    return text

@@ -1,0 +1,55 @@
+"""The package's own error types: each message says what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class MiniLMQdrantError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ModelNotFound(MiniLMQdrantError):
+    """A model could not be found locally nor fetched from the hub."""
+
+
+class UnsupportedModel(MiniLMQdrantError):
+    """A known model that the chosen backend cannot run (yet)."""
+
+
+class CollectionMismatch(MiniLMQdrantError):
+    """An existing collection was made for another model, size, distance or pooling."""
+
+
+class StoreInUse(MiniLMQdrantError):
+    """An embedded store is already opened by another process."""
+
+
+class InputError(MiniLMQdrantError):
+    """Input that cannot be embedded or stored (bad line, empty text, bad vector...)."""
+
+
+class QdrantError(MiniLMQdrantError):
+    """An operation on Qdrant failed; carries the server's message when there is one."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class TransientError(QdrantError):
+    """A failure worth retrying (network, timeouts, 408/429/5xx) that outlived its retries."""
+
+
+class PermanentError(QdrantError):
+    """A failure that retrying cannot fix (4xx, validation, bad answer)."""
+
+
+class IngestError(MiniLMQdrantError):
+    """An ingest stopped part-way: carries the report of what was and was not written."""
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class CollectionNotFound(MiniLMQdrantError):
+    """A collection that must exist (to search it) does not."""

@@ -1,0 +1,74 @@
+"""The CLI as a user runs it: a real subprocess, real weights, a real embedded store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+SESSIONS = Path(__file__).resolve().parents[1] / "examples" / "conference.jsonl"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", *args],
+        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("cli")
+    result = cli("index", str(SESSIONS), "--model", "all-MiniLM-L6-v2", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "Indexed 36 documents" in result.stdout and "holds 36 points" in result.stdout
+    return cwd
+
+
+def test_search_json_uses_the_collections_model(indexed: Path) -> None:
+    result = cli("search", "defending LLM apps against prompt injection", "-k", "3", "--json",
+                 cwd=indexed)
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3 and set(hits[0]) == {"id", "score", "text", "metadata"}
+    assert "Prompt Injection" in hits[0]["metadata"]["title"]
+    assert hits[0]["id"].startswith("s") and hits[0]["score"] >= hits[1]["score"]
+
+
+def test_reindex_keeps_the_count(indexed: Path) -> None:
+    result = cli("index", str(SESSIONS), "--model", "all-MiniLM-L6-v2", cwd=indexed)
+    assert result.returncode == 0 and "holds 36 points" in result.stdout
+
+
+def test_mismatched_model_is_one_clear_line(indexed: Path) -> None:
+    result = cli("search", "x", "--model", "multi-qa_v1-mpnet-cls_dot", cwd=indexed)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Collection 'documents' holds vectors")
+    assert "dim=768" in result.stderr and "Traceback" not in result.stderr
+    pooled = cli("search", "x", "--pooling", "cls", "--model", "all-MiniLM-L6-v2", cwd=indexed)
+    assert pooled.returncode == 1 and "pooling=cls" in pooled.stderr
+
+
+def test_errors_exit_non_zero_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\nnot json\n')
+    result = cli("index", str(bad), "--model", "all-MiniLM-L6-v2", cwd=tmp_path)
+    assert result.returncode == 1 and "bad.jsonl:2" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = cli("search", "x", "--collection", "nope", cwd=tmp_path)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    unknown = cli("index", str(bad), "--model", "someone/unknown-model", cwd=tmp_path)
+    assert unknown.returncode == 1 and "someone/unknown-model" in unknown.stderr
+
+
+def test_demo_prints_three_sessions_per_question(tmp_path: Path) -> None:
+    result = cli("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "all-MiniLM-L6-v2" in result.stdout  # says which model it used
+    assert "Indexed 36 sessions" in result.stdout
+    assert "Quantisation" in result.stdout.split("Q: ")[1].splitlines()[1]

@@ -1,0 +1,166 @@
+"""The collection manager on real qdrant-client local mode (in memory and on disk)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+from minilm_qdrant import (
+    Collection,
+    CollectionMismatch,
+    CollectionNotFound,
+    CollectionOptions,
+    Document,
+    Embedder,
+    InputError,
+)
+from minilm_qdrant.collection import FINGERPRINT_KEY
+
+DOCS = [
+    Document("The cat sat on the mat and purred.", {"kind": "animal"}, "cat"),
+    Document("Stock markets fell sharply after the rate decision.", {"kind": "finance"}, "money"),
+    Document("The striker scored twice in the cup final.", {"kind": "sport"}, "football"),
+    Document("Dogs are loyal companions and love long walks.", {"kind": "animal"}, "dog"),
+]
+
+
+@pytest.fixture(params=["memory", "path"])
+def location(request: pytest.FixtureRequest, tmp_path) -> str:
+    return ":memory:" if request.param == "memory" else str(tmp_path / "store")
+
+
+def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, store: str) -> None:
+    with Collection("docs", embedder, path=store) as col:
+        info = col.engine.info("docs")
+    assert info is not None and (info.size, info.distance) == (384, "dot")
+    assert info.metadata[FINGERPRINT_KEY] == {
+        "model": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "pooling": "mean",
+        "normalize": True, "distance": "dot",
+    }
+
+
+def test_upsert_and_search(embedder: Embedder, location: str) -> None:
+    col = Collection("docs", embedder, path=location, batch_size=3)
+    report = col.upsert(DOCS)
+    assert (report.written, report.failed, report.ok) == (4, 0, True)
+    hits = col.search("a kitten resting on a rug", k=2)
+    assert hits[0].id == "cat" and hits[0].metadata == {"kind": "animal"}
+    assert hits[0].score > hits[1].score
+    # Scores are the raw dot product of the normalised vectors.
+    expected = float(embedder.embed_query("a kitten resting on a rug")
+                     @ embedder.embed_documents([DOCS[0].text])[0])
+    assert hits[0].score == pytest.approx(expected, abs=1e-4)
+    col.close()
+
+
+def test_same_ingest_twice_never_duplicates(embedder: Embedder, location: str) -> None:
+    col = Collection("docs", embedder, path=location)
+    col.upsert(DOCS)
+    col.upsert(DOCS)
+    col.upsert([Document(d.text) for d in DOCS[:2]])  # no ids: keyed by text
+    col.upsert([Document(d.text) for d in DOCS[:2]])
+    assert col.count() == 6
+    col.close()
+
+
+def test_duplicate_ids_in_one_ingest_last_wins(embedder: Embedder, store: str) -> None:
+    with Collection("docs", embedder, path=store, batch_size=2) as col:
+        report = col.upsert([*DOCS, Document("A parrot that talks.", {"v": 2}, "cat")])
+        assert report.duplicates == 1 and col.count() == 4
+        assert col.search("talking bird", 1)[0].metadata == {"v": 2}
+
+
+def test_filter_by_metadata(embedder: Embedder, location: str) -> None:
+    col = Collection("docs", embedder, path=location)
+    col.upsert(DOCS)
+    only_sport = models.Filter(must=[
+        models.FieldCondition(key="metadata.kind", match=models.MatchValue(value="sport"))])
+    hits = col.search("animals", k=4, query_filter=only_sport)
+    assert [h.id for h in hits] == ["football"]
+    col.close()
+
+
+def test_reopen_uses_the_model_recorded_in_the_collection(embedder: Embedder, store: str) -> None:
+    with Collection("docs", embedder, path=store) as col:
+        col.upsert(DOCS)
+    with Collection("docs", path=store, create=False) as col:
+        assert col.embedder.fingerprint == embedder.fingerprint
+        assert col.search("loyal pets", 1)[0].id == "dog"
+
+
+def test_other_dimension_is_refused_before_loading_weights(embedder: Embedder, store: str) -> None:
+    with Collection("docs", embedder, path=store) as col:
+        col.upsert(DOCS)
+    mpnet = Embedder("multi-qa_v1-mpnet-cls_dot")
+    with pytest.raises(CollectionMismatch) as err:
+        Collection("docs", mpnet, path=store)
+    assert "dim=384" in str(err.value) and "dim=768" in str(err.value)
+    assert mpnet._backend is None  # no weights were needed to refuse it
+    with Collection("docs", path=store) as col:
+        assert col.count() == 4  # nothing lost
+
+
+def test_other_pooling_is_refused(embedder: Embedder, store: str) -> None:
+    Collection("docs", embedder, path=store).close()
+    with pytest.raises(CollectionMismatch, match="pooling=cls"):
+        Collection("docs", Embedder("all-MiniLM-L6-v2", pooling="cls"), path=store)
+
+
+def test_foreign_collection_without_fingerprint_is_refused(embedder: Embedder, store: str) -> None:
+    client = QdrantClient(path=store)
+    client.create_collection("theirs", vectors_config=models.VectorParams(
+        size=384, distance=models.Distance.COSINE))
+    with pytest.raises(CollectionMismatch, match="no fingerprint"):
+        Collection("theirs", embedder, client=client)
+
+
+def test_search_of_missing_collection(store: str) -> None:
+    with pytest.raises(CollectionNotFound, match="nothing"):
+        Collection("nothing", path=store, create=False)
+
+
+def test_options_pass_through_to_a_server(embedder: Embedder) -> None:
+    """What a cluster would receive: captured at the HTTP transport, nothing pretends to store."""
+    sent: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/exists"):
+            return httpx.Response(200, json={"result": {"exists": False}, "status": "ok"})
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"result": True, "status": "ok"})
+
+    client = QdrantClient(url="http://127.0.0.1:6333", transport=httpx.MockTransport(handler),
+                          check_compatibility=False)
+    Collection("big", embedder, client=client, options=CollectionOptions(
+        on_disk=True, on_disk_payload=True, hnsw_m=32, quantization="int8", shard_number=6,
+        replication_factor=2, write_consistency_factor=2))
+    body = sent[0]
+    assert body["vectors"] == {"size": 384, "distance": "Dot", "on_disk": True}
+    assert (body["shard_number"], body["replication_factor"], body["write_consistency_factor"],
+            body["on_disk_payload"]) == (6, 2, 2, True)
+    assert body["hnsw_config"] == {"m": 32}
+    assert body["quantization_config"]["scalar"]["type"] == "int8"
+    assert body["metadata"][FINGERPRINT_KEY]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_batches_are_bounded_by_bytes(embedder: Embedder) -> None:
+    col = Collection("docs", embedder, max_batch_bytes=30_000)
+    sizes = [len(b) for b in col._batches(Document(f"text {i} " * 200, id=i) for i in range(10))]
+    assert sum(sizes) == 10 and max(sizes) < 10
+    with pytest.raises(InputError, match="request bound"):
+        list(col._batches([Document("x" * 100_000, id="huge")]))
+
+
+def test_bad_vectors_are_caught_before_sending(embedder: Embedder) -> None:
+    from minilm_qdrant.collection import _check_vectors
+
+    vectors = np.ones((2, 384), dtype=np.float32)
+    vectors[1, 3] = np.nan
+    with pytest.raises(InputError, match=r"'b'.*NaN"):
+        _check_vectors(vectors, [Document("a", id="a"), Document("b", id="b")], 384)
+    with pytest.raises(InputError, match="all-zero"):
+        _check_vectors(np.zeros((1, 384), np.float32), [Document("z", id="z")], 384)
