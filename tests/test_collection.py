@@ -164,3 +164,13 @@ def test_bad_vectors_are_caught_before_sending(embedder: Embedder) -> None:
         _check_vectors(vectors, [Document("a", id="a"), Document("b", id="b")], 384)
     with pytest.raises(InputError, match="all-zero"):
         _check_vectors(np.zeros((1, 384), np.float32), [Document("z", id="z")], 384)
+
+
+def test_ingest_counts_truncation_without_a_warning_per_batch(
+    embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    long = [Document("token " * 400, id=i) for i in range(5)]
+    with caplog.at_level("WARNING", logger="minilm_qdrant"):
+        report = Collection("docs", embedder, batch_size=2).upsert(long)
+    assert report.truncated == 5
+    assert not [r for r in caplog.records if "truncated" in r.getMessage()]

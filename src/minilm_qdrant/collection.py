@@ -193,7 +193,7 @@ class Collection:
                 report.duplicates += sum(pid in seen for pid in unique)
                 seen.update(unique)
                 docs = list(unique.values())
-                vectors = self.embedder.embed_documents([d.text for d in docs])
+                vectors = self.embedder.embed_documents([d.text for d in docs], warn=False)
                 report.truncated += self.embedder.last_truncated
                 _check_vectors(vectors, docs, self.embedder.dim)
                 ids = [d.point_id for d in docs]

@@ -83,15 +83,19 @@ class Embedder:
                 logger.info("loaded %s from %s", self.spec.name, self.model_path)
             return self._backend
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """An (n, dim) float32 array, one row per text, with the model's document prompt."""
-        return self._embed(texts, self.spec.document_prompt)
+    def embed_documents(self, texts: Sequence[str], *, warn: bool = True) -> np.ndarray:
+        """An (n, dim) float32 array, one row per text, with the model's document prompt.
+
+        ``warn=False`` leaves the truncation count in `last_truncated` without logging it
+        (an ingest reports one total instead of a warning per batch).
+        """
+        return self._embed(texts, self.spec.document_prompt, warn)
 
     def embed_query(self, text: str) -> np.ndarray:
         """A (dim,) float32 vector for a search query, with the model's query prompt."""
-        return self._embed([text], self.spec.query_prompt)[0]
+        return self._embed([text], self.spec.query_prompt, True)[0]
 
-    def _embed(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+    def _embed(self, texts: Sequence[str], prompt: str, warn: bool) -> np.ndarray:
         if isinstance(texts, str):
             raise InputError("embed_documents expects a list of texts, got one string")
         checked = [_check_text(t, i) for i, t in enumerate(texts)]
@@ -101,7 +105,7 @@ class Embedder:
         prompted = [prompt + t for t in checked] if prompt else checked
         lengths = backend.token_counts(prompted)
         self.last_truncated = sum(n > self.spec.max_tokens for n in lengths)
-        if self.last_truncated:
+        if self.last_truncated and warn:
             logger.warning(
                 "%d of %d texts exceed %s's limit of %d word pieces and were truncated",
                 self.last_truncated, len(prompted), self.spec.name, self.spec.max_tokens,
