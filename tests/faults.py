@@ -57,10 +57,18 @@ def table_markdown(rows: list[Row]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        ok = "yes" if str(r.expected) == str(r.observed) else "**NO**"
+        ok = "yes" if _matches(r.expected, r.observed) else "**NO**"
         outcome = r.outcome.replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {r.case} | {outcome} | {r.expected} | {r.observed} | {ok} |")
     return "\n".join(lines) + "\n"
+
+
+def _matches(expected: int | str, observed: int | str) -> bool:
+    """Equal, or inside an expected range written ``low..high``."""
+    low, sep, high = str(expected).partition("..")
+    if sep:
+        return str(observed).isdigit() and int(low) <= int(observed) <= int(high)
+    return str(expected) == str(observed)
 
 
 # --- transport-level fault injector ----------------------------------------------------------
