@@ -84,6 +84,7 @@ class Sent:
     body: Any
     size: int
     at: float
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[str]:
@@ -107,7 +108,7 @@ class FaultInjector:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         sent = Sent(request.method, request.url.path, body, len(request.content),
-                    time.monotonic())
+                    time.monotonic(), dict(request.headers))
         self.sent.append(sent)
         if self.on(request.method, request.url.path):
             fault = self.faults.pop(0) if self.faults else self.always
@@ -176,7 +177,7 @@ class LoopbackFaults:
                 raw = self.rfile.read(length) if length else b""
                 path = self.path.split("?")[0]
                 sent = Sent(self.command, path, json.loads(raw) if raw else None, len(raw),
-                            time.monotonic())
+                            time.monotonic(), {k.lower(): v for k, v in self.headers.items()})
                 outer.sent.append(sent)
                 action: tuple[Any, ...] = ("ack",)
                 if is_upsert(self.command, path) and outer.script:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -95,7 +96,7 @@ class Collection:
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.retry_policy = retry_policy or retry.RetryPolicy()
-        self.where = url or path or ("client" if client else ":memory:")
+        self.where = _redact(url) if url else path or ("client" if client else ":memory:")
         if engine is None:
             client = client or connect(
                 url=url, path=path, api_key=api_key, allow_insecure=allow_insecure
@@ -320,6 +321,14 @@ def _problem(doc: object, dim: int, max_bytes: int) -> str | None:
             "32 MiB). It was not sent."
         )
     return None
+
+
+def _redact(url: str) -> str:
+    """The URL without credentials or query (where users sometimes put keys)."""
+    if "://" not in url:
+        return url.split("?")[0].rpartition("@")[2]
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _payload(doc: Document) -> dict[str, Any]:

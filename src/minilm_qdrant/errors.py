@@ -50,6 +50,9 @@ class IngestError(MiniLMQdrantError):
         super().__init__(message)
         self.report = report
 
+    def __reduce__(self) -> tuple[type[IngestError], tuple[str, object]]:
+        return (type(self), (str(self), self.report))  # picklable with its report
+
 
 class CollectionNotFound(MiniLMQdrantError):
     """A collection that must exist (to search it) does not."""
