@@ -313,6 +313,11 @@ def _problem(doc: object, dim: int, max_bytes: int) -> str | None:
         return f"document {_name(doc)} has text of type {type(doc.text).__name__}, not a string"
     if not doc.text.strip():
         return f"document {_name(doc)} has empty or whitespace-only text"
+    if not doc.text.isascii():
+        try:
+            doc.text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"document {_name(doc)} has an unpaired surrogate at character {exc.start}"
     cost = _estimated_bytes(doc, dim)
     if cost > max_bytes:
         return (
