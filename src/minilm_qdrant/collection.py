@@ -217,7 +217,8 @@ class Collection:
             report.seconds = time.monotonic() - start
             raise IngestError(
                 f"Ingest stopped: {report.written} documents written; not written: "
-                f"{_preview(failed)} and any later documents. Cause: {exc} "
+                f"{_preview(failed) or 'the document at fault'} and any later documents. "
+                f"Cause: {exc} "
                 "Rerun the same ingest to complete it (no duplicates).",
                 report,
             ) from exc
@@ -228,11 +229,21 @@ class Collection:
         """Batches bounded by count and estimated request bytes, in input order.
 
         A document that cannot be sent (not a `Document`, empty text, too large for one
-        request) is refused before sending; the documents before it are yielded first.
+        request) is refused before sending; the documents before it (or before a bad input
+        line) are yielded first.
         """
         batch: list[Document] = []
         size = 0
-        for doc in documents:
+        stream = iter(documents)
+        while True:
+            try:
+                doc = next(stream)
+            except StopIteration:
+                break
+            except MiniLMQdrantError:  # a bad input line: write what came before it first
+                if batch:
+                    yield batch
+                raise
             problem = _problem(doc, self.embedder.dim, self.max_batch_bytes)
             if problem:
                 if batch:
