@@ -87,8 +87,9 @@ def test_requests_stay_within_the_byte_bound(embedder: Embedder) -> None:
     sizes = [s.size for s in faults.upserts]
     assert len(sizes) > 1 and max(sizes) <= bound  # measured on the wire, not estimated
     assert sorted(set(faults.acked)) == sorted(d.point_id for d in docs)
-    record(f"12 documents of 5-7,500 chars, {bound:,}-byte request bound", f"{len(sizes)} requests, largest "
-           f"{max(sizes):,} bytes", len(docs), len(set(faults.acked)))
+    record(f"12 documents of 5-7,500 chars, {bound:,}-byte request bound",
+           f"{len(sizes)} requests, largest {max(sizes):,} bytes", len(docs),
+           len(set(faults.acked)))
 
 
 def test_estimate_covers_the_real_request_size(embedder: Embedder) -> None:
@@ -97,7 +98,7 @@ def test_estimate_covers_the_real_request_size(embedder: Embedder) -> None:
     docs = [Document("é" * 3000, {"k": "v" * 50}, "a"), Document("tiny", id="b"),
             Document('quotes " and \\ backslashes \n' * 50, id="c")]
     col.upsert(docs)
-    for doc, sent in zip(docs, faults.upserts):
+    for doc, sent in zip(docs, faults.upserts, strict=True):
         assert sent.size <= _estimated_bytes(doc, embedder.dim)
 
 

@@ -6,6 +6,7 @@ server (`faults.LoopbackFaults`); assertions are on what our client sent and rep
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import httpx
@@ -63,7 +64,7 @@ def test_backoff_is_bounded_and_jittered(embedder: Embedder) -> None:
     with pytest.raises(IngestError):
         col.upsert(DOCS[:1])
     times = [s.at for s in faults.upserts]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 5
     assert all(g < policy.max_wait + 1.0 for g in gaps)  # generous bound on each wait
     assert len({round(g, 4) for g in gaps}) > 1  # jittered, not a fixed sleep

@@ -128,6 +128,6 @@ def test_pickle_weights_are_refused(embedder: Embedder, tmp_path: Path,
     monkeypatch.delenv("MINILM_QDRANT_ALLOW_PICKLE", raising=False)
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
-    with pytest.raises(ModelNotFound, match="no .safetensors weights"):
+    with pytest.raises(ModelNotFound, match=r"no \.safetensors weights"):
         TorchBackend(embedder.spec, tmp_path)
     record("model folder with only pickle .bin weights", "refused before loading", 0, 0)
