@@ -173,3 +173,11 @@ def test_connection_refused_is_transient(embedder: Embedder) -> None:
     with pytest.raises(TransientError, match="ConnectError"):
         Collection("docs", embedder, client=client, retry_policy=FAST)
     record("nothing listening on the port", "TransientError (ConnectError) after retries", 0, 0)
+
+
+def test_retry_after_as_an_http_date_is_still_transient(embedder: Embedder) -> None:
+    faults = FaultInjector(faults=[(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})])
+    report = faults.collection(embedder).upsert(DOCS)
+    assert report.ok and report.retries == 1 and len(faults.upserts) == 2
+    record("HTTP 429 with Retry-After as an HTTP date", "retried with backoff, written",
+           len(DOCS), len(set(faults.acked)))
