@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -36,7 +37,7 @@ FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """Request bound per batch: well under Qdrant's 32 MiB limit, near its ~5 MB advice."""
-_BYTES_PER_FLOAT = 20  # a float32 written as JSON text, with separator
+_BYTES_PER_FLOAT = 25  # a float32 written as JSON text with separator (measured: 22-24)
 
 
 @dataclass
@@ -95,7 +96,7 @@ class Collection:
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.retry_policy = retry_policy or retry.RetryPolicy()
-        self.where = url or path or ("client" if client else ":memory:")
+        self.where = _redact(url) if url else path or ("client" if client else ":memory:")
         if engine is None:
             client = client or connect(
                 url=url, path=path, api_key=api_key, allow_insecure=allow_insecure
@@ -204,35 +205,51 @@ class Collection:
                     report,
                 )
                 report.written += len(docs)
+                written, batch = len(batch), []
                 if on_progress:
-                    on_progress(len(batch))
+                    on_progress(written)
         except MiniLMQdrantError as exc:
-            failed = [d.id if d.id is not None else d.point_id for d in batch]
+            failed = [_label(d) for d in batch]
+            if isinstance(exc, _Refused):
+                failed.append(_label(exc.document))
             report.failed += len(failed)
             report.failed_ids.extend(failed)
             report.seconds = time.monotonic() - start
             raise IngestError(
-                f"Ingest stopped: {report.written} documents written, the batch of "
-                f"{len(failed)} ({_preview(failed)}) and any later documents were not. "
-                f"Cause: {exc} Rerun the same ingest to complete it (no duplicates).",
+                f"Ingest stopped: {report.written} documents written; not written: "
+                f"{_preview(failed) or 'the document at fault'} and any later documents. "
+                f"Cause: {exc} "
+                "Rerun the same ingest to complete it (no duplicates).",
                 report,
             ) from exc
         report.seconds = time.monotonic() - start
         return report
 
     def _batches(self, documents: Iterable[Document]) -> Iterator[list[Document]]:
+        """Batches bounded by count and estimated request bytes, in input order.
+
+        A document that cannot be sent (not a `Document`, empty text, too large for one
+        request) is refused before sending; the documents before it (or before a bad input
+        line) are yielded first.
+        """
         batch: list[Document] = []
         size = 0
-        for doc in documents:
-            if not isinstance(doc, Document):
-                raise InputError(f"expected a Document, got {type(doc).__name__}")
+        stream = iter(documents)
+        while True:
+            try:
+                doc = next(stream)
+            except StopIteration:
+                break
+            except MiniLMQdrantError:  # a bad input line: write what came before it first
+                if batch:
+                    yield batch
+                raise
+            problem = _problem(doc, self.embedder.dim, self.max_batch_bytes)
+            if problem:
+                if batch:
+                    yield batch
+                raise _Refused(problem, doc)
             cost = _estimated_bytes(doc, self.embedder.dim)
-            if cost > self.max_batch_bytes:
-                raise InputError(
-                    f"document {doc.id if doc.id is not None else doc.text[:40]!r} needs about "
-                    f"{cost:,} bytes, over the {self.max_batch_bytes:,}-byte request bound; "
-                    "split it or raise max_batch_bytes (Qdrant refuses requests over 32 MiB)."
-                )
             if batch and (len(batch) >= self.batch_size or size + cost > self.max_batch_bytes):
                 yield batch
                 batch, size = [], 0
@@ -281,6 +298,55 @@ class Collection:
         self._call(lambda: self.engine.delete(self.name, point_ids), f"deleting from {self.name!r}")
 
 
+class _Refused(InputError):
+    """A document refused before sending; carries it so the report can name it."""
+
+    def __init__(self, message: str, document: object) -> None:
+        super().__init__(message)
+        self.document = document
+
+
+def _label(doc: object) -> str | int:
+    if not isinstance(doc, Document):
+        return f"<{type(doc).__name__}>"
+    return doc.id if doc.id is not None else doc.point_id
+
+
+def _name(doc: Document) -> str:
+    return repr(doc.id) if doc.id is not None else repr(str(doc.text)[:40])
+
+
+def _problem(doc: object, dim: int, max_bytes: int) -> str | None:
+    """Why a document cannot be sent, or None."""
+    if not isinstance(doc, Document):
+        return f"expected a Document, got {type(doc).__name__}"
+    if not isinstance(doc.text, str):
+        return f"document {_name(doc)} has text of type {type(doc.text).__name__}, not a string"
+    if not doc.text.strip():
+        return f"document {_name(doc)} has empty or whitespace-only text"
+    if not doc.text.isascii():
+        try:
+            doc.text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"document {_name(doc)} has an unpaired surrogate at character {exc.start}"
+    cost = _estimated_bytes(doc, dim)
+    if cost > max_bytes:
+        return (
+            f"document {_name(doc)} needs about {cost:,} bytes, over the {max_bytes:,}-byte "
+            "request bound; split it or raise max_batch_bytes (Qdrant refuses requests over "
+            "32 MiB). It was not sent."
+        )
+    return None
+
+
+def _redact(url: str) -> str:
+    """The URL without credentials or query (where users sometimes put keys)."""
+    if "://" not in url:
+        return url.split("?")[0].rpartition("@")[2]
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
 def _payload(doc: Document) -> dict[str, Any]:
     return {"text": doc.text, "doc_id": doc.id, "metadata": doc.metadata}
 
@@ -292,15 +358,16 @@ def _estimated_bytes(doc: Document, dim: int) -> int:
 
 
 def _check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:
-    if vectors.ndim != 2 or vectors.shape[1] != dim:
-        raise InputError(f"vectors have shape {vectors.shape}, expected (n, {dim})")
+    if vectors.ndim != 2 or vectors.shape != (len(docs), dim):
+        raise InputError(
+            f"vectors have shape {vectors.shape}, expected ({len(docs)}, {dim}) for documents "
+            f"{_preview([_name(d) for d in docs])}; they were not sent"
+        )
     norms = np.linalg.norm(vectors, axis=1)
     for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1) | (norms == 0)):
-        doc = docs[int(i)]
         what = "NaN/Inf" if not np.isfinite(vectors[i]).all() else "all-zero"
         raise InputError(
-            f"document {doc.id if doc.id is not None else doc.text[:40]!r} embedded to an "
-            f"{what} vector; it was not sent"
+            f"document {_name(docs[int(i)])} embedded to an {what} vector; it was not sent"
         )
     if not math.isfinite(float(norms.sum())):
         raise InputError("vectors overflowed")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from minilm_qdrant.collection import UpsertReport
+
 
 class MiniLMQdrantError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -46,9 +51,12 @@ class PermanentError(QdrantError):
 class IngestError(MiniLMQdrantError):
     """An ingest stopped part-way: carries the report of what was and was not written."""
 
-    def __init__(self, message: str, report: object) -> None:
+    def __init__(self, message: str, report: UpsertReport) -> None:
         super().__init__(message)
         self.report = report
+
+    def __reduce__(self) -> tuple[type[IngestError], tuple[str, UpsertReport]]:
+        return (type(self), (str(self), self.report))  # picklable with its report
 
 
 class CollectionNotFound(MiniLMQdrantError):

@@ -86,6 +86,8 @@ def _from_json(raw: bytes) -> Document | None:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}")
     return _from_fields(obj)
@@ -103,6 +105,10 @@ def _from_fields(obj: dict[str, Any]) -> Document:
     full = f"{title.strip()} {text}".strip() if title and title.strip() else text
     if not full.strip():
         raise InputError("'text' is empty")
+    try:
+        full.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"text has an unpaired surrogate at character {exc.start}") from None
     doc_id = next((obj[k] for k in ID_FIELDS if obj.get(k) is not None), None)
     if doc_id is not None and (not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool)):
         raise InputError(f"id must be a string or integer, got {type(doc_id).__name__}")
@@ -117,13 +123,22 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
             reader = csv.DictReader(text)
             if reader.fieldnames is None or "text" not in reader.fieldnames:
                 raise InputError(f"{path}: CSV needs a 'text' column, has {reader.fieldnames}")
-            for row in reader:
+            while True:
+                try:
+                    row: Any = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # e.g. a field over the csv module's size limit
+                    yield reader.line_num + 1, exc  # the failing line was not counted yet
+                    continue
                 yield reader.line_num, row
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: invalid UTF-8 at byte {exc.start}") from None
 
 
-def _from_csv(row: dict[str | None, Any]) -> Document:
+def _from_csv(row: dict[str | None, Any] | csv.Error) -> Document:
+    if isinstance(row, csv.Error):
+        raise InputError(f"bad CSV row: {row}")
     if None in row:
         raise InputError("more fields than the header has")
     fields = {k: v for k, v in row.items() if k is not None and v not in (None, "")}

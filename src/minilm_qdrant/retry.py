@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import httpx
 import tenacity
+from qdrant_client.common.client_exceptions import QdrantException, ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from minilm_qdrant.errors import PermanentError, QdrantError, TransientError
@@ -38,12 +39,17 @@ def to_error(exc: BaseException, what: str) -> QdrantError:
         status = exc.status_code
         kind = TransientError if status in TRANSIENT_STATUS else PermanentError
         return kind(f"{what} failed: HTTP {status}: {_server_message(exc)}", status_code=status)
+    if isinstance(exc, ResourceExhaustedResponse) or (
+        isinstance(exc, QdrantException) and "Retry-After" in str(exc)
+    ):  # qdrant-client's own type for a 429 with a Retry-After header (valid or not)
+        return TransientError(f"{what} failed: HTTP 429: {exc}", status_code=429)
     source = exc.source if isinstance(exc, ResponseHandlingException) else exc
     if isinstance(source, httpx.TransportError):
         return TransientError(f"{what} failed: {type(source).__name__}: {source}")
     if _is_transient_grpc(source):
         return TransientError(f"{what} failed: gRPC {source}")
-    if isinstance(exc, ResponseHandlingException):
+    if isinstance(exc, ResponseHandlingException) or isinstance(source, json.JSONDecodeError):
+        # qdrant-client raises the bare JSONDecodeError for a 200 that is not JSON.
         return PermanentError(
             f"{what} failed: the answer was not Qdrant's JSON (a proxy or another service at that "
             f"address?): {type(source).__name__}: {str(source)[:200]}"
@@ -94,6 +100,8 @@ def call(
 
 
 def _retry_after(exc: BaseException) -> float | None:
+    if isinstance(exc, ResourceExhaustedResponse):
+        return max(0.0, float(exc.retry_after_s))
     if isinstance(exc, UnexpectedResponse) and exc.headers is not None:
         value = exc.headers.get("retry-after")
         if value:

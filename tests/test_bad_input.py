@@ -1,0 +1,92 @@
+"""Bad input through the CLI: one clear line naming file and line, nothing stored is lost.
+
+The CLI runs in-process through its real entry point (`main`), with the session's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from faults import record
+
+from minilm_qdrant import Collection, Embedder, cli
+
+
+@pytest.fixture
+def run(embedder: Embedder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path):
+    monkeypatch.setattr(cli, "Embedder", lambda *a, **k: embedder)  # reuse the loaded weights
+    store = str(tmp_path / "store")
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["minilm-qdrant", "index", *args, "--path", store,
+                                          "--model", "all-MiniLM-L6-v2"])
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        out = capsys.readouterr()
+        return int(exit_.value.code or 0), out.out, out.err
+
+    def count() -> int:
+        with Collection("documents", embedder, path=store) as col:
+            return col.count()
+
+    invoke.count = count  # type: ignore[attr-defined]
+    return invoke
+
+
+def jsonl(path: Path, *lines: bytes) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_bad_lines_stop_or_are_skipped_and_nothing_stored_is_lost(run, tmp_path: Path) -> None:
+    good = jsonl(tmp_path / "good.jsonl",
+                 *[json.dumps({"id": f"g{i}", "text": f"Good document {i}."}).encode()
+                   for i in range(3)])
+    code, out, _ = run(str(good))
+    assert code == 0 and "holds 3 points" in out
+    bad = jsonl(
+        tmp_path / "bad.jsonl",
+        b'{"id": "d4", "text": "Fourth document."}',
+        b"not json at all",
+        b'{"id": "x", "title": "no text field"}',
+        b'{"id": "y", "text": "bad \xff byte"}',
+        b'{"id": "z", "text": "   "}',
+        b'{"id": "w", "text": 12}',
+        b'{"id": "d4", "text": "Fourth document, corrected."}',
+        b'{"id": "d5", "text": "Fifth document."}',
+    )
+    code, out, err = run(str(bad))
+    assert code == 1 and "bad.jsonl:2: not valid JSON" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert run.count() == 4  # the 3 before + d4 (the line before the bad one)
+    record("JSONL line 2 not JSON (CLI, default)", "exit 1, 'bad.jsonl:2: not valid JSON', "
+           "lines before it written", 4, run.count())
+
+    code, out, err = run(str(bad), "--skip-invalid")
+    assert code == 0, err
+    assert "skipped invalid lines: 5" in out and "duplicate ids (last kept): 1" in out
+    assert "holds 5 points" in out  # g0-g2, d4 (last kept), d5
+    record("not JSON, no text, invalid UTF-8, whitespace text, text=12; duplicate id "
+           "(--skip-invalid)", "exit 0; 5 skipped and 1 duplicate counted, last d4 kept",
+           5, run.count())
+    with Collection("documents", path=str(Path(tmp_path / "store"))) as col:
+        assert col.search("Fourth document, corrected.", 1)[0].text.endswith("corrected.")
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_ten_megabyte_document_is_refused_before_sending(run, tmp_path: Path, skip: bool) -> None:
+    good = jsonl(tmp_path / "good.jsonl", b'{"id": "a", "text": "A small document."}')
+    assert run(str(good))[0] == 0
+    big = jsonl(tmp_path / "big.jsonl", b'{"id": "b", "text": "Before the big one."}',
+                json.dumps({"id": "big", "text": "word " * (2 * 1024 * 1024)}).encode())
+    code, _, err = run(str(big), *(["--skip-invalid"] if skip else []))
+    assert code == 1 and "'big' needs about" in err and "request bound" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert run.count() == 2  # a and b; nothing lost, the big one never sent
+    record(f"a 10 MB document (CLI{', --skip-invalid' if skip else ''})",
+           "exit 1 naming 'big', refused before sending (rule: > 4 MiB request bound)",
+           2, run.count())
