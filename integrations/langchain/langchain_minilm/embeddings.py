@@ -47,7 +47,7 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
     def from_embedder(cls, embedder: Embedder) -> MiniLMEmbeddings:
         """Wrap an existing core embedder (e.g. the one a `Collection` resolved)."""
         instance = cls(
-            model_name=embedder.model_name, device=embedder.device, batch_size=embedder.batch_size
+            model=embedder.model_name, device=embedder.device, batch_size=embedder.batch_size
         )
         instance._embedder = embedder
         return instance
@@ -59,11 +59,11 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (search targets)."""
-        return self._embedder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
+        return self._embedder.embed_documents(texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query."""
-        return self._embedder.embed_query(text).tolist()  # type: ignore[no-any-return]
+        return self._embedder.embed_query(text).tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents in a worker thread, over the same sync code."""

@@ -49,9 +49,9 @@ class MiniLMEmbedding(BaseEmbedding):
     ) -> None:
         super().__init__(
             model_name=model_name,
-            device=device,
+            device=device,  # type: ignore[call-arg]  # a field of this class
             embed_batch_size=embed_batch_size,
-            callback_manager=callback_manager,
+            callback_manager=callback_manager or CallbackManager([]),
             **kwargs,
         )
         # Resolves the model now (cheap, no weights), so an unknown name fails here.
@@ -67,13 +67,13 @@ class MiniLMEmbedding(BaseEmbedding):
         return self._embedder
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embedder.embed_query(query).tolist()  # type: ignore[no-any-return]
+        return self._embedder.embed_query(query).tolist()
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embedder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
+        return self._embedder.embed_documents(texts).tolist()
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return await asyncio.to_thread(self._get_query_embedding, query)
