@@ -15,7 +15,6 @@ from langchain_minilm import MiniLMEmbeddings
 from qdrant_client import QdrantClient
 
 MODEL = "all-MiniLM-L6-v2"
-CORPUS = Path(__file__).resolve().parents[3] / "examples" / "conference.jsonl"
 
 
 @pytest.fixture(scope="session")
