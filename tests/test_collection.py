@@ -118,6 +118,14 @@ def test_foreign_collection_without_fingerprint_is_refused(embedder: Embedder, s
         Collection("theirs", embedder, client=client)
 
 
+def test_a_callers_client_stays_open_after_a_refused_open(store: str) -> None:
+    client = QdrantClient(path=store)
+    with pytest.raises(CollectionNotFound):
+        Collection("nothing", client=client, create=False)
+    assert not client.collection_exists("nothing")  # still usable: not closed for the caller
+    client.close()
+
+
 def test_search_of_missing_collection(store: str) -> None:
     with pytest.raises(CollectionNotFound, match="nothing"):
         Collection("nothing", path=store, create=False)

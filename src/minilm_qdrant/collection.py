@@ -97,6 +97,7 @@ class Collection:
         self.max_batch_bytes = max_batch_bytes
         self.retry_policy = retry_policy or retry.RetryPolicy()
         self.where = _redact(url) if url else path or ("client" if client else ":memory:")
+        owned = engine is None and client is None  # a caller's client or engine stays open
         if engine is None:
             client = client or connect(
                 url=url, path=path, api_key=api_key, allow_insecure=allow_insecure
@@ -106,7 +107,8 @@ class Collection:
         try:
             self.embedder = self._open(embedder, options or CollectionOptions(), create)
         except BaseException:
-            self.engine.close()
+            if owned:
+                self.engine.close()
             raise
 
     def __repr__(self) -> str:

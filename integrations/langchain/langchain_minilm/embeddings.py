@@ -1,0 +1,74 @@
+"""`MiniLMEmbeddings`: the core `Embedder` as a LangChain `Embeddings`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from minilm_qdrant import DEFAULT_MODEL, Embedder
+
+
+class MiniLMEmbeddings(BaseModel, Embeddings):
+    """MiniLM sentence embeddings from minilm-qdrant's registry, for LangChain.
+
+    Documents go through the model's document path, queries through its query path; both
+    return lists of Python floats. Weights load on first use, once per process.
+
+    Example:
+        ```python
+        from langchain_minilm import MiniLMEmbeddings
+
+        embeddings = MiniLMEmbeddings(model_name="all-MiniLM-L6-v2")
+        vector = embeddings.embed_query("What is HNSW?")
+        ```
+    """
+
+    model_name: str = Field(default=DEFAULT_MODEL, alias="model")
+    """Registry name (``all-MiniLM-L6-v2``), hub id or local directory; alias ``model``."""
+
+    device: str | None = None
+    """Torch device (``cpu``, ``cuda``...); default: CUDA when available, else CPU."""
+
+    batch_size: int = Field(default=32, ge=1)
+    """Texts per forward pass, passed to the core embedder."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    _embedder: Embedder = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Resolve the model now (cheap, no weights) so an unknown name fails here."""
+        self._embedder = Embedder(self.model_name, device=self.device, batch_size=self.batch_size)
+
+    @classmethod
+    def from_embedder(cls, embedder: Embedder) -> MiniLMEmbeddings:
+        """Wrap an existing core embedder (e.g. the one a `Collection` resolved)."""
+        instance = cls(
+            model=embedder.model_name, device=embedder.device, batch_size=embedder.batch_size
+        )
+        instance._embedder = embedder
+        return instance
+
+    @property
+    def embedder(self) -> Embedder:
+        """The core embedder this adapter translates calls to."""
+        return self._embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (search targets)."""
+        return self._embedder.embed_documents(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a search query."""
+        return self._embedder.embed_query(text).tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents in a worker thread, over the same sync code."""
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Embed a search query in a worker thread, over the same sync code."""
+        return await asyncio.to_thread(self.embed_query, text)
