@@ -1,4 +1,5 @@
-"""The collection manager on real qdrant-client local mode (in memory and on disk)."""
+"""The collection manager on every real engine: Qdrant Edge (the embedded default), and
+qdrant-client local mode in memory and on disk (a DIR that already holds a local store)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,24 @@ DOCS = [
 ]
 
 
-@pytest.fixture(params=["memory", "path"])
+def _store(kind: str, tmp_path) -> str:
+    if kind == "memory":
+        return ":memory:"
+    path = str(tmp_path / "store")
+    if kind == "local-path":  # an existing qdrant-client local store keeps opening as one
+        QdrantClient(path=path).close()
+    return path
+
+
+@pytest.fixture(params=["edge", "local-path", "memory"])
 def location(request: pytest.FixtureRequest, tmp_path) -> str:
-    return ":memory:" if request.param == "memory" else str(tmp_path / "store")
+    return _store(request.param, tmp_path)
+
+
+@pytest.fixture(params=["edge", "local-path"])
+def store(request: pytest.FixtureRequest, tmp_path) -> str:
+    """An on-disk store of its own, on each engine that can reopen one."""
+    return _store(request.param, tmp_path)
 
 
 def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, store: str) -> None:
