@@ -180,3 +180,38 @@ def test_bad_vectors_are_caught_before_sending(embedder: Embedder) -> None:
         _check_vectors(vectors, [Document("a", id="a"), Document("b", id="b")], 384)
     with pytest.raises(InputError, match="all-zero"):
         _check_vectors(np.zeros((1, 384), np.float32), [Document("z", id="z")], 384)
+
+
+def test_same_ids_and_scores_on_every_engine(embedder: Embedder, tmp_path) -> None:
+    results = []
+    for kind in ("edge", "local-path", "memory"):
+        with Collection("docs", embedder, path=_store(kind, tmp_path / kind)) as col:
+            col.upsert(DOCS)
+            hits = col.search("pets", k=4)
+            results.append([(h.id, round(h.score, 4)) for h in hits])
+    assert results[0] == results[1] == results[2]
+
+
+def test_filters_payload_indexes_scroll_and_delete(embedder: Embedder, location: str) -> None:
+    docs = [Document(d.text, {**d.metadata, "n": i}, d.id) for i, d in enumerate(DOCS)]
+    with Collection("docs", embedder, path=location) as col:
+        col.upsert(docs)
+        col.index_metadata("kind")
+        col.index_metadata("n", "integer")
+        with pytest.raises(InputError, match="index kind"):
+            col.index_metadata("n", "number")
+        flt = models.Filter(
+            must=[models.FieldCondition(key="metadata.kind",
+                                        match=models.MatchAny(any=["animal", "sport"]))],
+            must_not=[models.FieldCondition(key="metadata.n", range=models.Range(gte=3))],
+        )
+        assert {h.id for h in col.search("anything", k=4, query_filter=flt)} == {"cat", "football"}
+        exact = col.search("pets", k=2, exact=True)
+        assert [h.id for h in col.search("pets", k=2, hnsw_ef=64)] == [h.id for h in exact]
+        pages = list(col.engine.scroll("docs", batch=3))
+        points = [p for page in pages for p in page]
+        assert len(points) == 4 and all(p.vector is not None and p.vector.shape == (384,)
+                                        for p in points)
+        col.delete(["cat", "dog"])
+        assert col.count() == 2
+        assert {h.id for h in col.search("pets", k=4)} == {"money", "football"}
