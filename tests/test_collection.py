@@ -1,4 +1,5 @@
-"""The collection manager on real qdrant-client local mode (in memory and on disk)."""
+"""The collection manager on every real engine: Qdrant Edge (the embedded default), and
+qdrant-client local mode in memory and on disk (a DIR that already holds a local store)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,24 @@ DOCS = [
 ]
 
 
-@pytest.fixture(params=["memory", "path"])
+def _store(kind: str, tmp_path) -> str:
+    if kind == "memory":
+        return ":memory:"
+    path = str(tmp_path / "store")
+    if kind == "local-path":  # an existing qdrant-client local store keeps opening as one
+        QdrantClient(path=path).close()
+    return path
+
+
+@pytest.fixture(params=["edge", "local-path", "memory"])
 def location(request: pytest.FixtureRequest, tmp_path) -> str:
-    return ":memory:" if request.param == "memory" else str(tmp_path / "store")
+    return _store(request.param, tmp_path)
+
+
+@pytest.fixture(params=["edge", "local-path"])
+def store(request: pytest.FixtureRequest, tmp_path) -> str:
+    """An on-disk store of its own, on each engine that can reopen one."""
+    return _store(request.param, tmp_path)
 
 
 def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, store: str) -> None:
@@ -182,3 +198,38 @@ def test_ingest_counts_truncation_without_a_warning_per_batch(
         report = Collection("docs", embedder, batch_size=2).upsert(long)
     assert report.truncated == 5
     assert not [r for r in caplog.records if "truncated" in r.getMessage()]
+
+
+def test_same_ids_and_scores_on_every_engine(embedder: Embedder, tmp_path) -> None:
+    results = []
+    for kind in ("edge", "local-path", "memory"):
+        with Collection("docs", embedder, path=_store(kind, tmp_path / kind)) as col:
+            col.upsert(DOCS)
+            hits = col.search("pets", k=4)
+            results.append([(h.id, round(h.score, 4)) for h in hits])
+    assert results[0] == results[1] == results[2]
+
+
+def test_filters_payload_indexes_scroll_and_delete(embedder: Embedder, location: str) -> None:
+    docs = [Document(d.text, {**d.metadata, "n": i}, d.id) for i, d in enumerate(DOCS)]
+    with Collection("docs", embedder, path=location) as col:
+        col.upsert(docs)
+        col.index_metadata("kind")
+        col.index_metadata("n", "integer")
+        with pytest.raises(InputError, match="index kind"):
+            col.index_metadata("n", "number")
+        flt = models.Filter(
+            must=[models.FieldCondition(key="metadata.kind",
+                                        match=models.MatchAny(any=["animal", "sport"]))],
+            must_not=[models.FieldCondition(key="metadata.n", range=models.Range(gte=3))],
+        )
+        assert {h.id for h in col.search("anything", k=4, query_filter=flt)} == {"cat", "football"}
+        exact = col.search("pets", k=2, exact=True)
+        assert [h.id for h in col.search("pets", k=2, hnsw_ef=64)] == [h.id for h in exact]
+        pages = list(col.engine.scroll("docs", batch=3))
+        points = [p for page in pages for p in page]
+        assert len(points) == 4 and all(p.vector is not None and p.vector.shape == (384,)
+                                        for p in points)
+        col.delete(["cat", "dog"])
+        assert col.count() == 2
+        assert {h.id for h in col.search("pets", k=4)} == {"money", "football"}

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
 from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import MiniLMQdrantError
 from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL, Pooling
 from minilm_qdrant.readers import ReadStats, count_lines, read_documents
@@ -166,17 +167,65 @@ def search(
     pooling: PoolingOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    exact: Annotated[bool, typer.Option("--exact", help="Exact search (no HNSW).")] = False,
+    hnsw_ef: Annotated[
+        int | None, typer.Option("--hnsw-ef", min=1, help="HNSW search breadth.")
+    ] = None,
 ) -> None:
     """Search a collection; scores are raw similarities, higher = closer."""
     with _errors():
         embedder = _embedder(model, pooling)
         with _open(collection, path, url, api_key, allow_insecure, embedder, False) as col:
-            hits = col.search(query, k)
+            hits = col.search(query, k, exact=exact, hnsw_ef=hnsw_ef)
         if as_json:
             typer.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
             return
         for rank, hit in enumerate(hits, start=1):
             typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}: {_shorten(hit.text)}")
+
+
+@app.command()
+def push(
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+    to_collection: Annotated[
+        str | None, typer.Option("--to-collection", help="Target name [default: the same].")
+    ] = None,
+    to_path: Annotated[
+        str | None, typer.Option("--to-path", help="Target qdrant-client local store (tests).")
+    ] = None,
+    shards: Annotated[int | None, typer.Option(min=1, help="Shards of a new target.")] = None,
+    replicas: Annotated[int | None, typer.Option(min=1, help="Replicas of a new target.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Points per request.")] = 256,
+) -> None:
+    """Copy a collection from the embedded store to a Qdrant server (no re-embedding)."""
+    from minilm_qdrant.push import push as run_push
+
+    with _errors():
+        if (url is None) == (to_path is None):
+            raise typer.BadParameter("give the target as --url URL or --to-path DIR")
+        options = CollectionOptions(shard_number=shards, replication_factor=replicas)
+        with _progress(None, "point", "pushing") as bar:
+            report = run_push(
+                path=path or DEFAULT_PATH, collection=collection, url=url, api_key=api_key,
+                to_path=to_path, to_collection=to_collection, options=options,
+                batch_size=batch_size, allow_insecure=allow_insecure, on_progress=bar.update,
+            )
+        typer.echo(
+            f"Pushed {report.copied} points from {report.source} to {report.target} in "
+            f"{report.batches} batches, {report.seconds:.1f}s"
+            f"{' (created the target)' if report.created else ''}"
+            f"{f', {report.retries} retries' if report.retries else ''}."
+        )
+        verdict = "match" if report.target_count == report.source_count else "DIFFER"
+        typer.echo(
+            f"Counts: source {report.source_count}, target {report.target_count}: {verdict}."
+        )
+        if not report.ok:
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -23,7 +23,7 @@ from minilm_qdrant import retry
 from minilm_qdrant.documents import Document, Hit
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import CollectionOptions, Engine
-from minilm_qdrant.engines.client import ClientEngine, connect
+from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import (
     CollectionMismatch,
     CollectionNotFound,
@@ -37,6 +37,7 @@ FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """Request bound per batch: well under Qdrant's 32 MiB limit, near its ~5 MB advice."""
+PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo")
 _BYTES_PER_FLOAT = 25  # a float32 written as JSON text with separator (measured: 22-24)
 
 
@@ -66,7 +67,8 @@ class Collection:
         embedder: the embedder; default: the model recorded in an existing collection's
             fingerprint, else the default model.
         path / url / api_key / client / engine: where the collection lives (one of them);
-            default an in-memory store. ``path=":memory:"`` works too.
+            default an in-memory store. ``path=DIR`` is the embedded Qdrant Edge store (or
+            qdrant-client local mode where DIR already holds one); ``path=":memory:"`` works.
         options: pass-through settings used when the collection is created.
         create: create the collection when missing (else `CollectionNotFound`).
         batch_size / max_batch_bytes: ingest batches are bounded by both.
@@ -98,12 +100,9 @@ class Collection:
         self.retry_policy = retry_policy or retry.RetryPolicy()
         self.where = _redact(url) if url else path or ("client" if client else ":memory:")
         owned = engine is None and client is None  # a caller's client or engine stays open
-        if engine is None:
-            client = client or connect(
-                url=url, path=path, api_key=api_key, allow_insecure=allow_insecure
-            )
-            engine = ClientEngine(client, where=self.where)
-        self.engine = engine
+        self.engine = engine or open_engine(
+            path=path, url=url, api_key=api_key, client=client, allow_insecure=allow_insecure
+        )
         try:
             self.embedder = self._open(embedder, options or CollectionOptions(), create)
         except BaseException:
@@ -178,8 +177,12 @@ class Collection:
         documents: Iterable[Document],
         *,
         on_progress: Callable[[int], None] | None = None,
+        optimize: bool = True,
     ) -> UpsertReport:
         """Embed and write documents in bounded batches, each acknowledged before it counts.
+
+        With ``optimize`` (default) the engine then builds its search index (HNSW) where it
+        does not do so on its own (the embedded store), so search is not a full scan.
 
         Raises `IngestError` (carrying the report) when a batch fails for good: the report
         says how many were written and which ids were not. Rerunning the same ingest completes
@@ -224,8 +227,23 @@ class Collection:
                 "Rerun the same ingest to complete it (no duplicates).",
                 report,
             ) from exc
+        if optimize and report.written:
+            self.optimize()
         report.seconds = time.monotonic() - start
         return report
+
+    def optimize(self) -> None:
+        """Build the HNSW index after a bulk ingest (a no-op where the engine does it itself)."""
+        self._call(lambda: self.engine.optimize(self.name), f"optimizing {self.name!r}")
+
+    def index_metadata(self, key: str, kind: str = "keyword") -> None:
+        """Index a metadata field for filtering (``metadata.<key>``); kind: keyword, integer,
+        float, bool, text, datetime, uuid or geo."""
+        if kind not in PAYLOAD_INDEX_KINDS:
+            raise InputError(f"index kind {kind!r} is not one of {', '.join(PAYLOAD_INDEX_KINDS)}")
+        field = f"metadata.{key}"
+        self._call(lambda: self.engine.create_payload_index(self.name, field, kind),
+                   f"indexing {field} of {self.name!r}")
 
     def _batches(self, documents: Iterable[Document]) -> Iterator[list[Document]]:
         """Batches bounded by count and estimated request bytes, in input order.
@@ -261,24 +279,29 @@ class Collection:
             yield batch
 
     def search(
-        self, query: str, k: int = 10, *, query_filter: Any | None = None, exact: bool = False
+        self, query: str, k: int = 10, *, query_filter: Any | None = None, exact: bool = False,
+        hnsw_ef: int | None = None,
     ) -> list[Hit]:
-        """The k documents most similar to ``query``, best first (higher score = closer)."""
+        """The k documents most similar to ``query``, best first (higher score = closer).
+
+        ``exact`` scans every vector; ``hnsw_ef`` widens the HNSW search (recall vs speed).
+        """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the search query is empty")
         return self.search_vector(
-            self.embedder.embed_query(query), k, query_filter=query_filter, exact=exact
+            self.embedder.embed_query(query), k, query_filter=query_filter, exact=exact,
+            hnsw_ef=hnsw_ef,
         )
 
     def search_vector(
         self, vector: np.ndarray, k: int = 10, *, query_filter: Any | None = None,
-        exact: bool = False,
+        exact: bool = False, hnsw_ef: int | None = None,
     ) -> list[Hit]:
         """Search with an already embedded query vector."""
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
         points = self._call(
-            lambda: self.engine.search(self.name, vector, k, query_filter, exact),
+            lambda: self.engine.search(self.name, vector, k, query_filter, exact, hnsw_ef),
             f"searching {self.name!r}",
         )
         return [

@@ -24,6 +24,8 @@ class CollectionOptions:
     on_disk_payload: bool | None = None
     hnsw_m: int | None = None
     hnsw_ef_construct: int | None = None
+    full_scan_threshold: int | None = None
+    """KB of vectors under which a segment is searched by full scan instead of HNSW."""
     quantization: Literal["int8"] | None = None
     """Scalar int8 quantisation of the stored vectors (originals kept for rescoring)."""
     shard_number: int | None = None
@@ -66,12 +68,22 @@ class Engine(Protocol):
 
     def search(
         self, name: str, vector: np.ndarray, k: int, query_filter: Any | None = None,
-        exact: bool = False,
-    ) -> list[StoredPoint]: ...
+        exact: bool = False, hnsw_ef: int | None = None,
+    ) -> list[StoredPoint]:
+        """The k nearest points; ``query_filter`` is a qdrant_client.models.Filter."""
+        ...
 
     def count(self, name: str) -> int: ...
 
     def delete(self, name: str, ids: list[str]) -> None: ...
+
+    def create_payload_index(self, name: str, field: str, kind: str) -> None:
+        """Index a payload field ("keyword", "integer", "float", "bool", "text", ...)."""
+        ...
+
+    def optimize(self, name: str) -> None:
+        """After a bulk ingest: build the HNSW index where the engine does not on its own."""
+        ...
 
     def scroll(
         self, name: str, batch: int, with_vectors: bool = True

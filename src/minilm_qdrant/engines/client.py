@@ -96,8 +96,11 @@ class ClientEngine:
         options: CollectionOptions,
     ) -> None:
         hnsw = None
-        if options.hnsw_m is not None or options.hnsw_ef_construct is not None:
-            hnsw = models.HnswConfigDiff(m=options.hnsw_m, ef_construct=options.hnsw_ef_construct)
+        if (options.hnsw_m, options.hnsw_ef_construct, options.full_scan_threshold) != (None,) * 3:
+            hnsw = models.HnswConfigDiff(
+                m=options.hnsw_m, ef_construct=options.hnsw_ef_construct,
+                full_scan_threshold=options.full_scan_threshold,
+            )
         quantization = None
         if options.quantization == "int8":
             quantization = models.ScalarQuantization(
@@ -128,11 +131,12 @@ class ClientEngine:
 
     def search(
         self, name: str, vector: np.ndarray, k: int, query_filter: Any | None = None,
-        exact: bool = False,
+        exact: bool = False, hnsw_ef: int | None = None,
     ) -> list[StoredPoint]:
+        params = models.SearchParams(exact=exact, hnsw_ef=hnsw_ef) if exact or hnsw_ef else None
         result = self.client.query_points(
             name, query=vector.tolist(), limit=k, query_filter=query_filter,
-            with_payload=True, search_params=models.SearchParams(exact=exact) if exact else None,
+            with_payload=True, search_params=params,
         )
         return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=p.score)
                 for p in result.points]
@@ -142,6 +146,13 @@ class ClientEngine:
 
     def delete(self, name: str, ids: list[str]) -> None:
         self.client.delete(name, points_selector=models.PointIdsList(points=list(ids)), wait=True)
+
+    def create_payload_index(self, name: str, field: str, kind: str) -> None:
+        schema = models.PayloadSchemaType(kind)
+        self.client.create_payload_index(name, field, field_schema=schema, wait=True)
+
+    def optimize(self, name: str) -> None:
+        """A server indexes in the background; local mode has no index to build."""
 
     def scroll(
         self, name: str, batch: int, with_vectors: bool = True

@@ -1,0 +1,142 @@
+"""Edge vs qdrant-client local mode, side by side; each engine measured in its own subprocess.
+
+    python benchmarks/store.py --sizes 10000 100000 [--scifact /tmp/scifact.npy] [--out FILE]
+
+Per engine and size: upsert points/s (batches of 1,000), index build (optimize) seconds, reopen
+seconds, query p50/p99 ms (exact and HNSW, top 10), recall@10 of HNSW vs exact, peak RSS, bytes
+on disk. Synthetic vectors: random unit vectors (seed 0). ``--scifact``: real MiniLM embeddings
+(a .npy of document vectors), indexed with HNSW forced (full_scan_threshold=1) for recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from minilm_qdrant.engines import CollectionOptions, Engine
+
+BATCH = 1000
+
+
+def _vectors(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, 384)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _open(kind: str, path: str) -> Engine:
+    if kind == "edge":
+        from minilm_qdrant.engines.edge import EdgeEngine
+
+        return EdgeEngine(path)
+    from qdrant_client import QdrantClient
+
+    from minilm_qdrant.engines.client import ClientEngine
+
+    return ClientEngine(QdrantClient(path=path))
+
+
+def _disk(path: str) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def worker(kind: str, source: str, n: int, queries: int) -> dict[str, object]:
+    """One engine, one size, in this process (so peak RSS is its own)."""
+    if source == "synthetic":
+        data, qs = _vectors(n, 0), _vectors(queries, 1)
+        options = CollectionOptions()
+    else:
+        data = np.load(source)[:n]
+        qs = data[np.random.default_rng(1).choice(len(data), queries, replace=False)]
+        qs = qs + 0.05 * np.random.default_rng(2).standard_normal(qs.shape).astype(np.float32)
+        options = CollectionOptions(full_scan_threshold=1)
+    n = len(data)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    out: dict[str, object] = {"engine": kind, "data": Path(source).stem, "n": n}
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        path = str(Path(tmp) / "store")
+        engine = _open(kind, path)
+        engine.create("bench", 384, "dot", {}, options)
+        start = time.perf_counter()
+        for a in range(0, n, BATCH):
+            payloads = [{"i": i} for i in range(a, min(n, a + BATCH))]
+            engine.upsert("bench", ids[a:a + BATCH], data[a:a + BATCH], payloads)
+        out["upsert_pts_s"] = round(n / (time.perf_counter() - start))
+        start = time.perf_counter()
+        engine.optimize("bench")
+        out["index_s"] = round(time.perf_counter() - start, 2)
+        engine.close()
+        start = time.perf_counter()
+        engine = _open(kind, path)
+        assert engine.count("bench") == n
+        out["reopen_s"] = round(time.perf_counter() - start, 3)
+        results: dict[bool, list[list[str]]] = {}
+        for exact in (True, False):
+            times, found = [], []
+            for q in qs:
+                t = time.perf_counter()
+                hits = engine.search("bench", q, 10, exact=exact)
+                times.append((time.perf_counter() - t) * 1000)
+                found.append([h.id for h in hits])
+            name = "exact" if exact else "hnsw"
+            out[f"{name}_p50_ms"] = round(float(np.percentile(times, 50)), 2)
+            out[f"{name}_p99_ms"] = round(float(np.percentile(times, 99)), 2)
+            results[exact] = found
+        out["recall@10"] = round(float(np.mean([
+            len(set(a) & set(b)) / 10 for a, b in zip(results[True], results[False], strict=True)
+        ])), 4)
+        engine.close()
+        out["disk_mb"] = round(_disk(path) / 1e6, 1)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
+COLUMNS = ["engine", "data", "n", "upsert_pts_s", "index_s", "reopen_s", "exact_p50_ms",
+           "exact_p99_ms", "hnsw_p50_ms", "hnsw_p99_ms", "recall@10", "peak_rss_mb", "disk_mb"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", nargs=4, metavar=("KIND", "SOURCE", "N", "QUERIES"))
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--engines", nargs="*", default=["edge", "local"])
+    parser.add_argument("--scifact", help=".npy of real document embeddings")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--out", help="append the Markdown table to this file")
+    args = parser.parse_args()
+    if args.worker:
+        kind, source, n, queries = args.worker
+        print(json.dumps(worker(kind, source, int(n), int(queries))))
+        return
+    runs = [(e, "synthetic", n) for n in args.sizes for e in args.engines]
+    if args.scifact:
+        runs += [(e, args.scifact, 10**9) for e in args.engines]
+    rows = []
+    for kind, source, n in runs:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", kind, source, str(n), str(args.queries)],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode:
+            print(f"{kind} {source} {n}: failed: {proc.stderr[-500:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    table += ["| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+    print("\n".join(table))
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write("\n".join(table) + "\n")
+
+
+if __name__ == "__main__":
+    main()

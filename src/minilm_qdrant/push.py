@@ -1,0 +1,154 @@
+"""`push`: copy a collection from the embedded store to a Qdrant server or cluster.
+
+Ids, vectors, payloads and the fingerprint are streamed as stored (nothing is re-embedded),
+in count- and byte-bounded batches, each retried like an ingest batch. Point ids are kept, so
+a rerun after an interruption completes the copy without duplicates. It ends comparing counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from minilm_qdrant import retry
+from minilm_qdrant.collection import FINGERPRINT_KEY, MAX_BATCH_BYTES
+from minilm_qdrant.engines import CollectionOptions, Engine, StoredPoint
+from minilm_qdrant.engines.client import ClientEngine, connect
+from minilm_qdrant.engines.open import open_engine
+from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
+
+
+@dataclass
+class PushReport:
+    """What a push did; ``ok`` when the target holds at least every source point."""
+
+    source: str
+    target: str
+    copied: int = 0
+    batches: int = 0
+    retries: int = 0
+    created: bool = False
+    source_count: int = 0
+    target_count: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.target_count >= self.source_count
+
+
+def push(
+    *,
+    path: str,
+    collection: str,
+    url: str | None = None,
+    api_key: str | None = None,
+    to_path: str | None = None,
+    to_collection: str | None = None,
+    options: CollectionOptions | None = None,
+    batch_size: int = 256,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
+    retry_policy: retry.RetryPolicy | None = None,
+    allow_insecure: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> PushReport:
+    """Copy ``collection`` from the store at ``path`` to ``url`` (or a local store ``to_path``).
+
+    The target collection (``to_collection``, default the same name) is created with the
+    source's size, distance and fingerprint (and ``options``: shards, replicas...), or, when it
+    exists, validated against them: a target made for another model raises
+    `CollectionMismatch` before anything is written.
+    """
+    if (url is None) == (to_path is None):
+        raise InputError("give the target as either a url or a to_path (one of them)")
+    if batch_size < 1 or max_batch_bytes < 1:
+        raise ValueError("batch_size and max_batch_bytes must be positive")
+    policy = retry_policy or retry.RetryPolicy()
+    target_name = to_collection or collection
+    where = url or to_path or ""
+    report = PushReport(source=f"{path}:{collection}", target=f"{where}:{target_name}")
+    start = time.monotonic()
+
+    def call(fn: Callable[[], Any], what: str) -> Any:
+        def counted(_: BaseException) -> None:
+            report.retries += 1
+
+        return retry.call(fn, policy, what=what, on_retry=counted)
+
+    source = open_engine(path=path)
+    try:
+        info = source.info(collection)
+        if info is None:
+            raise CollectionNotFound(f"Collection {collection!r} does not exist at {path}.")
+        fingerprint = info.metadata.get(FINGERPRINT_KEY)
+        if not isinstance(fingerprint, dict):
+            raise CollectionMismatch(
+                f"Collection {collection!r} at {path} has no minilm-qdrant fingerprint; "
+                "only collections made by minilm-qdrant can be pushed."
+            )
+        client = connect(url=url, api_key=api_key, allow_insecure=allow_insecure) if url \
+            else connect(path=to_path)
+        target: Engine = ClientEngine(client, where=where)
+        try:
+            existing = call(lambda: target.info(target_name), f"reading {target_name!r}")
+            if existing is None:
+                call(lambda: target.create(
+                    target_name, info.size, info.distance, {FINGERPRINT_KEY: fingerprint},
+                    options or CollectionOptions(),
+                ), f"creating {target_name!r}")
+                report.created = True
+            else:
+                theirs = existing.metadata.get(FINGERPRINT_KEY)
+                if (existing.size, existing.distance, theirs) != (
+                        info.size, info.distance, fingerprint):
+                    raise CollectionMismatch(
+                        f"Target collection {target_name!r} at {where} holds size "
+                        f"{existing.size}, distance {existing.distance}, fingerprint {theirs}; "
+                        f"the source holds size {info.size}, distance {info.distance}, "
+                        f"fingerprint {fingerprint}. Push to another --to-collection."
+                    )
+            for batch in _batches(source.scroll(collection, batch_size), batch_size,
+                                  max_batch_bytes, info.size):
+                ids = [p.id for p in batch]
+                vectors = _stack(batch)
+                payloads = [p.payload for p in batch]
+                call(lambda: target.upsert(target_name, ids, vectors, payloads),  # noqa: B023
+                     f"writing {len(batch)} points to {target_name!r}")
+                report.copied += len(batch)
+                report.batches += 1
+                if on_progress:
+                    on_progress(len(batch))
+            report.source_count = source.count(collection)
+            report.target_count = call(lambda: target.count(target_name), "counting the target")
+        finally:
+            target.close()
+    finally:
+        source.close()
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _stack(batch: list[StoredPoint]) -> Any:
+    import numpy as np
+
+    return np.stack([np.asarray(p.vector, dtype=np.float32) for p in batch])
+
+
+def _batches(
+    pages: Iterator[list[StoredPoint]], batch_size: int, max_bytes: int, dim: int
+) -> Iterator[list[StoredPoint]]:
+    batch: list[StoredPoint] = []
+    size = 0
+    for page in pages:
+        for point in page:
+            cost = len(json.dumps(point.payload, default=str)) + dim * 20 + 200
+            if batch and (len(batch) >= batch_size or size + cost > max_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(point)
+            size += cost
+    if batch:
+        yield batch
