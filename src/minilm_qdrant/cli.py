@@ -207,11 +207,16 @@ def eval_(
         name = collection or "beir-" + "".join(
             c if c.isalnum() or c in "-_" else "_" for c in directory.resolve().name)
         embedder = Embedder(model, backend=backend)
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:  # one line instead, below
+            logging.getLogger("minilm_qdrant").setLevel(logging.ERROR)
         with Collection(name, embedder, path=None if url else (path or ":memory:"), url=url,
                         api_key=api_key, allow_insecure=allow_insecure) as col, \
                 _progress(len(data.doc_ids), "doc", "indexing") as index_bar, \
                 _progress(len(data.queries), "query", "querying") as query_bar:
             result = beir.evaluate(col, data, k, index_bar.update, query_bar.update)
+        if result.truncated:
+            typer.echo(f"warning: {result.truncated} documents were truncated to the model's "
+                       f"limit of {embedder.spec.max_tokens} word pieces", err=True)
         figures = result.as_dict()
         if as_json:
             typer.echo(json.dumps(figures))

@@ -20,7 +20,7 @@ import ir_measures
 import numpy as np
 from ir_measures import AP, RR, R, nDCG
 
-from minilm_qdrant.collection import Collection
+from minilm_qdrant.collection import Collection, UpsertReport
 from minilm_qdrant.documents import Document
 from minilm_qdrant.errors import CollectionMismatch, InputError
 from minilm_qdrant.readers import ReadStats, read_documents
@@ -153,6 +153,8 @@ class EvalResult:
     model: str
     backend: str
     reused_index: bool = False
+    truncated: int = 0
+    """Documents truncated to the model's token limit while indexing."""
 
     def as_dict(self) -> dict[str, Any]:
         p50, p99 = np.percentile(self.query_ms, [50, 99]) if self.query_ms else (math.nan,) * 2
@@ -167,19 +169,18 @@ class EvalResult:
 def ensure_indexed(
     collection: Collection, data: BeirDataset,
     on_progress: Callable[[int], None] | None = None,
-) -> tuple[float, bool]:
-    """Index the corpus unless the collection already holds it; (seconds, reused)."""
+) -> UpsertReport | None:
+    """Index the corpus unless the collection already holds it (then None)."""
     have = collection.count()
     if have == len(data.doc_ids):
-        return 0.0, True
+        return None
     if have > len(data.doc_ids):
         raise CollectionMismatch(
             f"Collection {collection.name!r} at {collection.where} holds {have} points but the "
             f"corpus has {len(data.doc_ids)} documents; it holds another corpus: use another "
             "--collection name."
         )
-    report = collection.upsert(data.documents(), on_progress=on_progress)
-    return report.seconds, False
+    return collection.upsert(data.documents(), on_progress=on_progress)
 
 
 def run_queries(
@@ -212,10 +213,45 @@ def evaluate(
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
     collection.embedder.load()  # weights load outside the timed index and queries
-    seconds, reused = ensure_indexed(collection, data, on_index)
+    report = ensure_indexed(collection, data, on_index)
     run, millis = run_queries(collection, data.queries, max(k, DEPTH), on_query)
     embedder = collection.embedder
     return EvalResult(
-        metrics(data.qrels, run, k), len(data.queries), seconds, millis,
-        embedder.spec.name, embedder.backend_name, reused,
+        metrics(data.qrels, run, k), len(data.queries), report.seconds if report else 0.0,
+        millis, embedder.spec.name, embedder.backend_name, reused_index=report is None,
+        truncated=report.truncated if report else 0,
     )
+
+
+def exact_run(collection: Collection, queries: dict[str, str], depth: int = DEPTH) -> Run:
+    """A brute-force numpy search over the vectors stored in the collection: the yardstick
+    that shows what the Qdrant search path loses (nothing, it should be)."""
+    distance = collection.embedder.spec.distance
+    if distance not in ("dot", "cosine"):
+        raise InputError(f"exact search supports dot and cosine, not {distance}")
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for points in collection.engine.scroll(collection.name, 1024):
+        for p in points:
+            if p.vector is not None:
+                doc_id = p.payload.get("doc_id")
+                ids.append(str(doc_id if doc_id is not None else p.id))
+                rows.append(p.vector)
+    if not rows:
+        raise InputError(f"collection {collection.name!r} holds no vectors")
+    docs = np.stack(rows).astype(np.float32)
+    if distance == "cosine":
+        docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    n = min(depth, len(ids))
+    qids = list(queries)
+    run: Run = {}
+    for start in range(0, len(qids), QUERY_CHUNK):
+        chunk = qids[start:start + QUERY_CHUNK]
+        vectors = collection.embedder.embed_queries([queries[q] for q in chunk])
+        if distance == "cosine":
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        scores = vectors @ docs.T
+        top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        for row, qid in enumerate(chunk):
+            run[qid] = {ids[j]: float(scores[row, j]) for j in top[row]}
+    return run
