@@ -135,11 +135,19 @@ def _read_qrels(path: Path) -> Iterator[tuple[str, str, int]]:
 
 
 def metrics(qrels: Qrels, run: Run, k: int = 10) -> dict[str, float]:
-    """NDCG@k, Recall@k, Recall@100, MRR@k and MAP@100 (trec_eval's, via ir-measures)."""
-    named = {f"ndcg@{k}": nDCG @ k, f"recall@{k}": R @ k, "recall@100": R @ 100,
-             f"mrr@{k}": RR @ k, "map@100": AP @ 100}
-    scores = ir_measures.pytrec_eval.calc_aggregate(list(set(named.values())), qrels, run)
-    return {name: float(scores[measure]) for name, measure in named.items()}
+    """NDCG@k, Recall@k, Recall@100, MRR@k and MAP@100 through ir-measures.
+
+    NDCG, Recall and MAP are trec_eval's (pytrec_eval); MRR@k is MS MARCO's, as trec_eval's
+    ``recip_rank`` has no cutoff. Providers are named so that no other one is picked silently.
+    """
+    trec = {f"ndcg@{k}": nDCG @ k, f"recall@{k}": R @ k, "recall@100": R @ 100,
+            "map@100": AP @ 100}
+    scores = ir_measures.pytrec_eval.calc_aggregate(list(set(trec.values())), qrels, run)
+    mrr = ir_measures.msmarco.calc_aggregate([RR @ k], qrels, run)[RR @ k]
+    named = {name: float(scores[measure]) for name, measure in trec.items()}
+    named[f"mrr@{k}"] = float(mrr)
+    return {key: named[key] for key in (f"ndcg@{k}", f"recall@{k}", "recall@100", f"mrr@{k}",
+                                        "map@100")}
 
 
 @dataclass
