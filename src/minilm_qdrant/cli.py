@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
+from minilm_qdrant import eval as beir
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import CollectionOptions
@@ -182,6 +183,53 @@ def search(
             return
         for rank, hit in enumerate(hits, start=1):
             typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}: {_shorten(hit.text)}")
+
+
+@app.command("eval")
+def eval_(
+    directory: Annotated[Path, typer.Argument(help="BEIR data set directory.")],
+    split: Annotated[str, typer.Option(help="Qrels split (qrels/SPLIT.tsv).")] = "test",
+    model: Annotated[str, typer.Option(help="Model.")] = DEFAULT_MODEL,
+    backend: Annotated[str, typer.Option(help="Embedding backend.")] = "torch",
+    path: Annotated[str | None, typer.Option(
+        help="Embedded store directory to index into or reuse [default: a temporary one].")
+    ] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+    collection: Annotated[str | None, typer.Option(
+        "--collection", "-c", help="Collection name [default: beir-DIRNAME].")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Cutoff of NDCG, Recall and MRR.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure retrieval quality on a BEIR data set through the real index and search path."""
+    with _errors():
+        if url and path:
+            raise typer.BadParameter("give either --path or --url, not both")
+        data = beir.load_beir(directory, split)
+        for label, n in data.problems.items():
+            typer.echo(f"warning: {label}: {n}", err=True)
+        name = collection or "beir-" + "".join(
+            c if c.isalnum() or c in "-_" else "_" for c in directory.resolve().name)
+        embedder = Embedder(model, backend=backend)
+        with Collection(name, embedder, path=None if url else (path or ":memory:"), url=url,
+                        api_key=api_key, allow_insecure=allow_insecure) as col, \
+                _progress(len(data.doc_ids), "doc", "indexing") as index_bar, \
+                _progress(len(data.queries), "query", "querying") as query_bar:
+            result = beir.evaluate(col, data, k, index_bar.update, query_bar.update)
+        if result.truncated:
+            typer.echo(f"warning: {result.truncated} documents were truncated to the model's "
+                       f"limit of {embedder.spec.max_tokens} word pieces", err=True)
+        figures = result.as_dict()
+        if as_json:
+            typer.echo(json.dumps(figures))
+            return
+        reused = " (reused the existing index)" if result.reused_index else ""
+        typer.echo(f"{directory} split {split!r}: {result.queries} queries, "
+                   f"{len(data.doc_ids)} documents, {result.model} ({result.backend}){reused}")
+        for key, value in figures.items():
+            if key not in ("model", "backend", "queries"):
+                typer.echo(f"  {key:<14} {value}")
 
 
 @app.command()

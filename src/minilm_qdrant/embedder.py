@@ -95,6 +95,10 @@ class Embedder:
         """A (dim,) float32 vector for a search query, with the model's query prompt."""
         return self._embed([text], self.spec.query_prompt, True)[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """An (n, dim) float32 array: `embed_query` for many queries in batches."""
+        return self._embed(texts, self.spec.query_prompt, True)
+
     def _embed(self, texts: Sequence[str], prompt: str, warn: bool) -> np.ndarray:
         if isinstance(texts, str):
             raise InputError("embed_documents expects a list of texts, got one string")

@@ -1,0 +1,265 @@
+"""Retrieval quality on a BEIR-format data set, measured through the real pipeline.
+
+A BEIR directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
+(``_id``, ``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``). The
+corpus is indexed through a `Collection`, every judged query is embedded with the embedder's
+query path and searched with `Collection.search_vector` (the path `search` takes), and the run
+is scored by trec_eval's measures through ``ir-measures`` (no hand-written formulas).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ir_measures
+import numpy as np
+from ir_measures import AP, RR, R, nDCG
+
+from minilm_qdrant.collection import Collection, UpsertReport
+from minilm_qdrant.documents import Document
+from minilm_qdrant.errors import CollectionMismatch, InputError
+from minilm_qdrant.readers import ReadStats, read_documents
+
+Qrels = dict[str, dict[str, int]]
+Run = dict[str, dict[str, float]]
+DEPTH = 100
+"""Hits retrieved per query: enough for Recall@100 and MAP@100."""
+QUERY_CHUNK = 256
+
+
+@dataclass
+class BeirDataset:
+    """A loaded BEIR split: judged queries and their qrels; the corpus streams from disk."""
+
+    root: Path
+    split: str
+    corpus_path: Path
+    doc_ids: set[str]
+    queries: dict[str, str]
+    """Judged queries only (those with at least one relevant document), id -> text."""
+    qrels: Qrels
+    duplicate_docs: int = 0
+    unknown_query_qrels: int = 0
+    """Qrels lines naming a query that queries.jsonl lacks (dropped)."""
+    unknown_doc_qrels: int = 0
+    """Qrels lines naming a document that corpus.jsonl lacks (dropped)."""
+    unjudged_queries: int = 0
+    """Queries whose qrels name no relevant document (not evaluated)."""
+
+    def documents(self) -> Iterator[Document]:
+        """The corpus as `Document`s (``title text``, id ``_id``), streamed in file order."""
+        for doc, _ in _read_with_ids(self.corpus_path):
+            yield doc
+
+    @property
+    def problems(self) -> dict[str, int]:
+        """Non-fatal data problems, by description (only those that occurred)."""
+        found = {
+            "qrels lines naming unknown queries (dropped)": self.unknown_query_qrels,
+            "qrels lines naming unknown documents (dropped)": self.unknown_doc_qrels,
+            "queries without a relevant document (not evaluated)": self.unjudged_queries,
+            "duplicate corpus ids (last kept)": self.duplicate_docs,
+        }
+        return {label: n for label, n in found.items() if n}
+
+
+def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
+    """Read and check a BEIR directory; a malformed line raises `InputError` naming it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such directory (expected a BEIR data set)")
+    corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    for needed in (corpus_path, queries_path):
+        if not needed.is_file():
+            raise InputError(f"{needed}: no such file (a BEIR data set has corpus.jsonl, "
+                             "queries.jsonl and qrels/<split>.tsv)")
+    if not qrels_path.is_file():
+        splits = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+        raise InputError(f"{qrels_path}: no such file; splits here: {splits or 'none'} "
+                         "(choose one with --split)")
+    doc_ids: set[str] = set()
+    duplicates = 0
+    for _, doc_id in _read_with_ids(corpus_path):
+        duplicates += doc_id in doc_ids
+        doc_ids.add(doc_id)
+    if not doc_ids:
+        raise InputError(f"{corpus_path}: the corpus is empty")
+    all_queries = {qid: doc.text for doc, qid in _read_with_ids(queries_path)}
+    data = BeirDataset(root, split, corpus_path, doc_ids, {}, {}, duplicate_docs=duplicates)
+    for qid, did, score in _read_qrels(qrels_path):
+        if qid not in all_queries:
+            data.unknown_query_qrels += 1
+        elif did not in doc_ids:
+            data.unknown_doc_qrels += 1
+        else:
+            data.qrels.setdefault(qid, {})[did] = score
+    judged = {qid for qid, docs in data.qrels.items() if any(s > 0 for s in docs.values())}
+    data.unjudged_queries = len(data.qrels) - len(judged)
+    data.qrels = {qid: docs for qid, docs in data.qrels.items() if qid in judged}
+    data.queries = {qid: all_queries[qid] for qid in all_queries if qid in judged}
+    if not data.queries:
+        raise InputError(f"{qrels_path}: no query of queries.jsonl has a relevant document")
+    return data
+
+
+def _read_with_ids(path: Path) -> Iterator[tuple[Document, str]]:
+    stats = ReadStats()
+    for doc in read_documents(path, stats=stats):
+        if doc.id is None:
+            raise InputError(f"{path}:{stats.lines}: missing '_id' field")
+        yield doc, str(doc.id)
+
+
+def _read_qrels(path: Path) -> Iterator[tuple[str, str, int]]:
+    with open(path, encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, start=1):
+            fields = line.rstrip("\r\n").split("\t")
+            if not line.strip():
+                continue
+            if len(fields) != 3:
+                raise InputError(f"{path}:{lineno}: expected 3 tab-separated fields "
+                                 f"(query-id, corpus-id, score), got {len(fields)}")
+            qid, did, score = (s.strip() for s in fields)
+            try:
+                yield qid, did, int(score)
+            except ValueError:
+                if lineno == 1:  # the header line
+                    continue
+                raise InputError(f"{path}:{lineno}: score {score!r} is not an integer") from None
+
+
+def metrics(qrels: Qrels, run: Run, k: int = 10) -> dict[str, float]:
+    """NDCG@k, Recall@k, Recall@100, MRR@k and MAP@100 through ir-measures.
+
+    NDCG, Recall and MAP are trec_eval's (pytrec_eval); MRR@k is MS MARCO's, as trec_eval's
+    ``recip_rank`` has no cutoff. Providers are named so that no other one is picked silently.
+    """
+    trec = {f"ndcg@{k}": nDCG @ k, f"recall@{k}": R @ k, "recall@100": R @ 100,
+            "map@100": AP @ 100}
+    scores = ir_measures.pytrec_eval.calc_aggregate(list(set(trec.values())), qrels, run)
+    mrr = ir_measures.msmarco.calc_aggregate([RR @ k], qrels, run)[RR @ k]
+    named = {name: float(scores[measure]) for name, measure in trec.items()}
+    named[f"mrr@{k}"] = float(mrr)
+    return {key: named[key] for key in (f"ndcg@{k}", f"recall@{k}", "recall@100", f"mrr@{k}",
+                                        "map@100")}
+
+
+@dataclass
+class EvalResult:
+    """The figures of one evaluation."""
+
+    scores: dict[str, float]
+    queries: int
+    index_seconds: float
+    query_ms: list[float] = field(repr=False)
+    model: str
+    backend: str
+    reused_index: bool = False
+    truncated: int = 0
+    """Documents truncated to the model's token limit while indexing."""
+
+    def as_dict(self) -> dict[str, Any]:
+        p50, p99 = np.percentile(self.query_ms, [50, 99]) if self.query_ms else (math.nan,) * 2
+        return {
+            **{name: round(v, 4) for name, v in self.scores.items()},
+            "queries": self.queries, "index_seconds": round(self.index_seconds, 2),
+            "query_ms_p50": round(float(p50), 2), "query_ms_p99": round(float(p99), 2),
+            "model": self.model, "backend": self.backend,
+        }
+
+
+def ensure_indexed(
+    collection: Collection, data: BeirDataset,
+    on_progress: Callable[[int], None] | None = None,
+) -> UpsertReport | None:
+    """Index the corpus unless the collection already holds it (then None)."""
+    have = collection.count()
+    if have == len(data.doc_ids):
+        return None
+    if have > len(data.doc_ids):
+        raise CollectionMismatch(
+            f"Collection {collection.name!r} at {collection.where} holds {have} points but the "
+            f"corpus has {len(data.doc_ids)} documents; it holds another corpus: use another "
+            "--collection name."
+        )
+    return collection.upsert(data.documents(), on_progress=on_progress)
+
+
+def run_queries(
+    collection: Collection, queries: dict[str, str], depth: int = DEPTH,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[Run, list[float]]:
+    """Search every query (embedded in batches); the run and each search's milliseconds."""
+    run: Run = {}
+    millis: list[float] = []
+    ids = list(queries)
+    for start in range(0, len(ids), QUERY_CHUNK):
+        chunk = ids[start:start + QUERY_CHUNK]
+        vectors = collection.embedder.embed_queries([queries[q] for q in chunk])
+        for qid, vector in zip(chunk, vectors, strict=True):
+            began = time.perf_counter()
+            hits = collection.search_vector(vector, depth)
+            millis.append((time.perf_counter() - began) * 1000)
+            run[qid] = {str(hit.id): hit.score for hit in hits}
+            if on_progress:
+                on_progress(1)
+    return run, millis
+
+
+def evaluate(
+    collection: Collection, data: BeirDataset, k: int = 10,
+    on_index: Callable[[int], None] | None = None,
+    on_query: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Index (or reuse), search every judged query, and score the run."""
+    if k < 1:
+        raise InputError(f"k must be >= 1, got {k}")
+    collection.embedder.load()  # weights load outside the timed index and queries
+    report = ensure_indexed(collection, data, on_index)
+    run, millis = run_queries(collection, data.queries, max(k, DEPTH), on_query)
+    embedder = collection.embedder
+    return EvalResult(
+        metrics(data.qrels, run, k), len(data.queries), report.seconds if report else 0.0,
+        millis, embedder.spec.name, embedder.backend_name, reused_index=report is None,
+        truncated=report.truncated if report else 0,
+    )
+
+
+def exact_run(collection: Collection, queries: dict[str, str], depth: int = DEPTH) -> Run:
+    """A brute-force numpy search over the vectors stored in the collection: the yardstick
+    that shows what the Qdrant search path loses (nothing, it should be)."""
+    distance = collection.embedder.spec.distance
+    if distance not in ("dot", "cosine"):
+        raise InputError(f"exact search supports dot and cosine, not {distance}")
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for points in collection.engine.scroll(collection.name, 1024):
+        for p in points:
+            if p.vector is not None:
+                doc_id = p.payload.get("doc_id")
+                ids.append(str(doc_id if doc_id is not None else p.id))
+                rows.append(p.vector)
+    if not rows:
+        raise InputError(f"collection {collection.name!r} holds no vectors")
+    docs = np.stack(rows).astype(np.float32)
+    if distance == "cosine":
+        docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    n = min(depth, len(ids))
+    qids = list(queries)
+    run: Run = {}
+    for start in range(0, len(qids), QUERY_CHUNK):
+        chunk = qids[start:start + QUERY_CHUNK]
+        vectors = collection.embedder.embed_queries([queries[q] for q in chunk])
+        if distance == "cosine":
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        scores = vectors @ docs.T
+        top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        for row, qid in enumerate(chunk):
+            run[qid] = {ids[j]: float(scores[row, j]) for j in top[row]}
+    return run
