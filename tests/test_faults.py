@@ -121,8 +121,8 @@ def test_bad_vectors_are_caught_before_sending(
 ) -> None:
     real = embedder.embed_documents
 
-    def broken(texts: list[str]) -> np.ndarray:
-        vectors = real(texts)
+    def broken(texts: list[str], **kwargs: Any) -> np.ndarray:
+        vectors = real(texts, **kwargs)
         if kind == "dim":
             return vectors[:, :-1]
         vectors[1] = {"nan": np.nan, "inf": np.inf, "zero": 0.0}[kind]

@@ -212,8 +212,10 @@ def eval_(
         name = collection or "beir-" + "".join(
             c if c.isalnum() or c in "-_" else "_" for c in directory.resolve().name)
         embedder = Embedder(model, backend=backend)
-        with Collection(name, embedder, path=None if url else (path or ":memory:"), url=url,
-                        api_key=api_key, allow_insecure=allow_insecure) as col, \
+        with tempfile.TemporaryDirectory() as tmp, Collection(
+            name, embedder, path=None if url else (path or tmp), url=url, api_key=api_key,
+            allow_insecure=allow_insecure,
+        ) as col, \
                 _progress(len(data.doc_ids), "doc", "indexing") as index_bar, \
                 _progress(len(data.queries), "query", "querying") as query_bar:
             result = beir.evaluate(col, data, k, index_bar.update, query_bar.update)
