@@ -31,6 +31,7 @@ from minilm_qdrant.errors import (
     MiniLMQdrantError,
 )
 from minilm_qdrant.models import DEFAULT_MODEL
+from minilm_qdrant.pipeline import StageError, staged
 
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
@@ -186,16 +187,21 @@ class Collection:
         start = time.monotonic()
         seen: set[str] = set()
         batch: list[Document] = []
+
+        def embed(batch: list[Document]) -> tuple[list[Document], np.ndarray]:
+            unique = {doc.point_id: doc for doc in batch}  # last one wins
+            report.duplicates += len(batch) - len(unique)
+            report.duplicates += sum(pid in seen for pid in unique)
+            seen.update(unique)
+            docs = list(unique.values())
+            vectors = self.embedder.embed_documents([d.text for d in docs])
+            report.truncated += self.embedder.last_truncated
+            _check_vectors(vectors, docs, self.embedder.dim)
+            return docs, vectors
+
         try:
-            for batch in self._batches(documents):
-                unique = {doc.point_id: doc for doc in batch}  # last one wins
-                report.duplicates += len(batch) - len(unique)
-                report.duplicates += sum(pid in seen for pid in unique)
-                seen.update(unique)
-                docs = list(unique.values())
-                vectors = self.embedder.embed_documents([d.text for d in docs])
-                report.truncated += self.embedder.last_truncated
-                _check_vectors(vectors, docs, self.embedder.dim)
+            # embedding of the next batch overlaps the write of this one (pipeline.py)
+            for batch, (docs, vectors) in staged(self._batches(documents), embed):
                 ids = [d.point_id for d in docs]
                 payloads = [_payload(d) for d in docs]
                 self._call(
@@ -206,7 +212,12 @@ class Collection:
                 report.written += len(docs)
                 if on_progress:
                     on_progress(len(batch))
-        except MiniLMQdrantError as exc:
+        except (MiniLMQdrantError, StageError) as raised:
+            exc: BaseException | None = raised
+            if isinstance(raised, StageError):  # failed while embedding, in the stage thread
+                exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
+                if not isinstance(exc, MiniLMQdrantError):
+                    raise exc from None  # type: ignore[misc]
             failed = [d.id if d.id is not None else d.point_id for d in batch]
             report.failed += len(failed)
             report.failed_ids.extend(failed)
