@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from minilm_qdrant import Embedder, ModelNotFound, UnsupportedModel
+from minilm_qdrant import Embedder, ModelNotFound
 from minilm_qdrant.models import REGISTRY, locate, lookup, resolve
 
 
@@ -71,6 +71,6 @@ def test_registry_spec_needs_no_weights() -> None:
     assert Embedder("multi-qa_v1-mpnet-cls_dot").dim == 768
 
 
-def test_onnx_model_is_not_yet_supported() -> None:
-    with pytest.raises((UnsupportedModel, ModelNotFound)):
+def test_onnx_model_needs_its_weights_offline() -> None:
+    with pytest.raises(ModelNotFound):
         Embedder("multi-qa-MiniLM-distill-onnx-L6-cos-v1").load()

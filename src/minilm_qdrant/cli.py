@@ -47,6 +47,9 @@ KeyOpt = Annotated[
 InsecureOpt = Annotated[
     bool, typer.Option("--allow-insecure", help="Allow an API key over plain http.")
 ]
+BackendOpt = Annotated[
+    str, typer.Option(help="torch, torch-bf16, onnx, onnx-int8 or auto (see README).")
+]
 PoolingOpt = Annotated[
     str | None, typer.Option("--pooling", help="Override the model's pooling (mean or cls).")
 ]
@@ -92,23 +95,25 @@ def _errors() -> Iterator[None]:
 
 def _open(
     collection: str, path: str | None, url: str | None, api_key: str | None,
-    allow_insecure: bool, embedder: Embedder | None, create: bool,
+    allow_insecure: bool, embedder: Embedder | None, create: bool, backend: str = "torch",
 ) -> Collection:
     if url and path:
         raise typer.BadParameter("give either --path or --url, not both")
     return Collection(
         collection, embedder, path=None if url else (path or DEFAULT_PATH), url=url,
-        api_key=api_key, allow_insecure=allow_insecure, create=create,
+        api_key=api_key, allow_insecure=allow_insecure, create=create, backend=backend,
     )
 
 
-def _embedder(model: str | None, pooling: str | None, batch_size: int = 32) -> Embedder | None:
+def _embedder(
+    model: str | None, pooling: str | None, backend: str = "torch", batch_size: int = 32
+) -> Embedder | None:
     if model is None and pooling is None:
         return None
     if pooling not in (None, "mean", "cls"):
         raise typer.BadParameter(f"--pooling must be mean or cls, not {pooling!r}")
     chosen: Pooling | None = pooling  # type: ignore[assignment]
-    return Embedder(model or DEFAULT_MODEL, pooling=chosen, batch_size=batch_size)
+    return Embedder(model or DEFAULT_MODEL, pooling=chosen, backend=backend, batch_size=batch_size)
 
 
 def _progress(total: int | None, unit: str, desc: str) -> tqdm[Any]:
@@ -125,6 +130,7 @@ def index(
     allow_insecure: InsecureOpt = False,
     model: Annotated[str | None, typer.Option(help=f"Model [default: {DEFAULT_MODEL}].")] = None,
     pooling: PoolingOpt = None,
+    backend: BackendOpt = "torch",
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per upsert.")] = 64,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip and count bad lines.")
@@ -132,11 +138,13 @@ def index(
 ) -> None:
     """Embed a file's documents and store them (rerunning it never duplicates)."""
     with _errors():
-        embedder = _embedder(model, pooling) or Embedder(DEFAULT_MODEL)
+        embedder = _embedder(model, pooling, backend) or Embedder(DEFAULT_MODEL, backend=backend)
         stats = ReadStats()
         docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
         total = count_lines(file) if file.is_file() else None
-        with _open(collection, path, url, api_key, allow_insecure, embedder, True) as col, \
+        with _open(
+            collection, path, url, api_key, allow_insecure, embedder, True, backend
+        ) as col, \
                 _progress(total, "doc", "indexing") as bar:
             report = col.upsert(docs, on_progress=bar.update)
             points = col.count()
@@ -166,6 +174,7 @@ def search(
         str | None, typer.Option(help="Model [default: the one that filled the collection].")
     ] = None,
     pooling: PoolingOpt = None,
+    backend: BackendOpt = "torch",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
     exact: Annotated[bool, typer.Option("--exact", help="Exact search (no HNSW).")] = False,
@@ -175,8 +184,10 @@ def search(
 ) -> None:
     """Search a collection; scores are raw similarities, higher = closer."""
     with _errors():
-        embedder = _embedder(model, pooling)
-        with _open(collection, path, url, api_key, allow_insecure, embedder, False) as col:
+        embedder = _embedder(model, pooling, backend)
+        with _open(
+            collection, path, url, api_key, allow_insecure, embedder, False, backend
+        ) as col:
             hits = col.search(query, k, exact=exact, hnsw_ef=hnsw_ef)
         if as_json:
             typer.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
@@ -190,7 +201,7 @@ def eval_(
     directory: Annotated[Path, typer.Argument(help="BEIR data set directory.")],
     split: Annotated[str, typer.Option(help="Qrels split (qrels/SPLIT.tsv).")] = "test",
     model: Annotated[str, typer.Option(help="Model.")] = DEFAULT_MODEL,
-    backend: Annotated[str, typer.Option(help="Embedding backend.")] = "torch",
+    backend: BackendOpt = "torch",
     path: Annotated[str | None, typer.Option(
         help="Embedded store directory to index into or reuse [default: a temporary one].")
     ] = None,

@@ -32,6 +32,7 @@ from minilm_qdrant.errors import (
     MiniLMQdrantError,
 )
 from minilm_qdrant.models import DEFAULT_MODEL
+from minilm_qdrant.pipeline import StageError, staged
 
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
@@ -73,6 +74,7 @@ class Collection:
         create: create the collection when missing (else `CollectionNotFound`).
         batch_size / max_batch_bytes: ingest batches are bounded by both.
         retry_policy: how transient failures are retried.
+        backend: the backend of the embedder built here (none given): ``torch``, ``onnx``...
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Collection:
         max_batch_bytes: int = MAX_BATCH_BYTES,
         retry_policy: retry.RetryPolicy | None = None,
         allow_insecure: bool = False,
+        backend: str = "torch",
     ) -> None:
         if batch_size < 1 or max_batch_bytes < 1:
             raise ValueError("batch_size and max_batch_bytes must be positive")
@@ -103,6 +106,7 @@ class Collection:
         self.engine = engine or open_engine(
             path=path, url=url, api_key=api_key, client=client, allow_insecure=allow_insecure
         )
+        self.backend = backend
         try:
             self.embedder = self._open(embedder, options or CollectionOptions(), create)
         except BaseException:
@@ -140,7 +144,7 @@ class Collection:
                     f"Collection {self.name!r} does not exist at {self.where}; index documents "
                     "into it first (minilm-qdrant index FILE --collection NAME)."
                 )
-            embedder = embedder or Embedder(DEFAULT_MODEL)
+            embedder = embedder or Embedder(DEFAULT_MODEL, backend=self.backend)
             spec = embedder.spec
             self._call(
                 lambda: self.engine.create(
@@ -159,7 +163,8 @@ class Collection:
             )
         if embedder is None:
             embedder = Embedder(
-                stored["model"], pooling=stored["pooling"], normalize=stored["normalize"]
+                stored["model"], pooling=stored["pooling"], normalize=stored["normalize"],
+                backend=self.backend,
             )
         mine = embedder.fingerprint
         theirs = {**stored, "dim": info.size, "distance": info.distance}
@@ -192,16 +197,21 @@ class Collection:
         start = time.monotonic()
         seen: set[str] = set()
         batch: list[Document] = []
+
+        def embed(batch: list[Document]) -> tuple[list[Document], np.ndarray]:
+            unique = {doc.point_id: doc for doc in batch}  # last one wins
+            report.duplicates += len(batch) - len(unique)
+            report.duplicates += sum(pid in seen for pid in unique)
+            seen.update(unique)
+            docs = list(unique.values())
+            vectors = self.embedder.embed_documents([d.text for d in docs], warn=False)
+            report.truncated += self.embedder.last_truncated
+            _check_vectors(vectors, docs, self.embedder.dim)
+            return docs, vectors
+
         try:
-            for batch in self._batches(documents):
-                unique = {doc.point_id: doc for doc in batch}  # last one wins
-                report.duplicates += len(batch) - len(unique)
-                report.duplicates += sum(pid in seen for pid in unique)
-                seen.update(unique)
-                docs = list(unique.values())
-                vectors = self.embedder.embed_documents([d.text for d in docs], warn=False)
-                report.truncated += self.embedder.last_truncated
-                _check_vectors(vectors, docs, self.embedder.dim)
+            # embedding of the next batch overlaps the write of this one (pipeline.py)
+            for batch, (docs, vectors) in staged(self._batches(documents), embed):
                 ids = [d.point_id for d in docs]
                 payloads = [_payload(d) for d in docs]
                 self._call(
@@ -213,7 +223,12 @@ class Collection:
                 written, batch = len(batch), []
                 if on_progress:
                     on_progress(written)
-        except MiniLMQdrantError as exc:
+        except (MiniLMQdrantError, StageError) as raised:
+            exc: BaseException | None = raised
+            if isinstance(raised, StageError):  # failed in the stage thread
+                exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
+                if not isinstance(exc, MiniLMQdrantError):
+                    raise exc from None  # type: ignore[misc]
             failed = [_label(d) for d in batch]
             if isinstance(exc, _Refused):
                 failed.append(_label(exc.document))

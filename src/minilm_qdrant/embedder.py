@@ -26,7 +26,8 @@ class Embedder:
 
     Args:
         model: registry name (``all-MiniLM-L6-v2``), hub id or local directory.
-        backend: ``torch`` (more with the fast-path backends).
+        backend: ``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8`` or ``auto`` (the fastest
+            lossless one here); a pre-exported ONNX model always runs on ONNX.
         device: ``cuda``, ``cpu``...; default: CUDA when available.
         batch_size: texts per forward pass.
         pooling / normalize / max_tokens: override the model's own settings (this changes the

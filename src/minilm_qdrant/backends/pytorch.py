@@ -15,11 +15,14 @@ from minilm_qdrant.models import ModelSpec
 class TorchBackend:
     """Transformer -> Pooling -> (Normalize), on CUDA when present, else CPU.
 
+    ``half=True``: bf16 autocast on CPU (fast only with native bf16), fp16 weights on CUDA.
     Weights load with ``trust_remote_code=False`` and from safetensors; pickle (``.bin``)
     weights are refused unless ``MINILM_QDRANT_ALLOW_PICKLE=1``.
     """
 
-    def __init__(self, spec: ModelSpec, path: Path, device: str | None = None) -> None:
+    def __init__(
+        self, spec: ModelSpec, path: Path, device: str | None = None, half: bool = False
+    ) -> None:
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.sentence_transformer.modules import (
             Normalize,
@@ -46,6 +49,9 @@ class TorchBackend:
             modules.append(Normalize())
         self.model = SentenceTransformer(modules=modules, device=device)
         self.model.eval()
+        self._autocast = half and self.model.device.type == "cpu"
+        if half and not self._autocast:
+            self.model.half()
         counter = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
         counter.no_truncation()
         counter.no_padding()
@@ -56,10 +62,13 @@ class TorchBackend:
         return str(self.model.device)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        vectors = self.model.encode(
-            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast):
+            vectors = self.model.encode(
+                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
+            )
+        return np.asarray(vectors.float().cpu().numpy(), dtype=np.float32)
 
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self._counter.encode_batch(texts)]

@@ -1,0 +1,104 @@
+"""The ONNX backends: local export (cached), pre-exported dirs, parity with torch, no torch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minilm_qdrant import Embedder
+from minilm_qdrant.backends.onnx import token_batches
+from minilm_qdrant.backends.onnx_export import INT8_FILE, exported_dir
+
+TEXTS = [
+    "a",
+    "Insulin resistance in skeletal muscle is driven by lipid accumulation. " * 30,
+    "What causes insulin resistance?",
+    "HNSW graphs trade memory for recall; quantisation trades a little recall for memory.",
+    "Ok",
+]
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Export the bundled weights once per session into a temporary cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    os.environ["MINILM_QDRANT_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def exported(onnx_cache: Path, embedder: Embedder) -> Path:
+    return exported_dir(embedder.model_path, embedder.spec)
+
+
+@pytest.fixture(scope="session")
+def pre_exported(exported: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory in the layout of rawsh/multi-qa-MiniLM-distill-onnx-L6-cos-v1: no torch."""
+    target = tmp_path_factory.mktemp("pre") / "minilm-onnx"
+    shutil.copytree(exported, target, ignore=shutil.ignore_patterns("onnx"))
+    shutil.copy2(exported / INT8_FILE, target / "model_quantized.onnx")
+    return target
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray((a * b).sum(axis=1))
+
+
+def test_onnx_fp32_matches_torch_on_padded_batches(embedder: Embedder, exported: Path) -> None:
+    ref = embedder.embed_documents(TEXTS)
+    onnx = Embedder(embedder.model_name, backend="onnx")
+    got = onnx.embed_documents(TEXTS)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert _cosines(got, ref).min() >= 0.9999
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert onnx.last_truncated == 1
+    assert _cosines(onnx.embed_query(TEXTS[2])[None], ref[2:3]).min() >= 0.9999
+
+
+def test_onnx_int8_stays_close(embedder: Embedder, exported: Path) -> None:
+    ref = embedder.embed_documents(TEXTS)
+    got = Embedder(embedder.model_name, backend="onnx-int8").embed_documents(TEXTS)
+    assert _cosines(got, ref).mean() >= 0.98
+
+
+def test_export_is_cached_and_reused(embedder: Embedder, exported: Path) -> None:
+    stamp = (exported / INT8_FILE).stat().st_mtime_ns
+    assert exported_dir(embedder.model_path, embedder.spec) == exported
+    assert (exported / INT8_FILE).stat().st_mtime_ns == stamp
+
+
+def test_pre_exported_dir_runs_on_onnx(embedder: Embedder, pre_exported: Path) -> None:
+    onnx = Embedder(str(pre_exported), backend="torch")
+    assert onnx.spec.weights == "onnx-int8" and onnx.spec.onnx_file == "model_quantized.onnx"
+    assert (onnx.spec.pooling, onnx.spec.normalize, onnx.dim) == ("mean", True, 384)
+    got = onnx.embed_documents(TEXTS)
+    assert _cosines(got, embedder.embed_documents(TEXTS)).mean() >= 0.98
+
+
+def test_onnx_inference_runs_without_torch(pre_exported: Path) -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from minilm_qdrant.embedder import Embedder\n"
+        f"v = Embedder({str(pre_exported)!r}).embed_documents(['hello', 'a longer text here'])\n"
+        "assert v.shape == (2, 384) and 'torch' not in [m for m in sys.modules if sys.modules[m]]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_token_batches_sort_and_respect_budget() -> None:
+    lengths = [5, 300, 7, 40, 40, 3, 256]
+    batches = list(token_batches(lengths, budget=512, max_rows=4))
+    assert sorted(int(i) for b in batches for i in b) == list(range(len(lengths)))
+    for rows in batches:
+        longest = max(lengths[i] for i in rows)
+        assert len(rows) == 1 or len(rows) * longest <= 512
+        assert len(rows) <= 4
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)
