@@ -180,14 +180,14 @@ def test_batches_are_bounded_by_bytes(embedder: Embedder) -> None:
 
 
 def test_bad_vectors_are_caught_before_sending(embedder: Embedder) -> None:
-    from minilm_qdrant.collection import _check_vectors
+    from minilm_qdrant.batching import check_vectors
 
     vectors = np.ones((2, 384), dtype=np.float32)
     vectors[1, 3] = np.nan
     with pytest.raises(InputError, match=r"'b'.*NaN"):
-        _check_vectors(vectors, [Document("a", id="a"), Document("b", id="b")], 384)
+        check_vectors(vectors, [Document("a", id="a"), Document("b", id="b")], 384)
     with pytest.raises(InputError, match="all-zero"):
-        _check_vectors(np.zeros((1, 384), np.float32), [Document("z", id="z")], 384)
+        check_vectors(np.zeros((1, 384), np.float32), [Document("z", id="z")], 384)
 
 
 def test_ingest_counts_truncation_without_a_warning_per_batch(

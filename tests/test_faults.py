@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from minilm_qdrant import Collection, Document, Embedder, IngestError, InputError
-from minilm_qdrant.collection import _estimated_bytes
+from minilm_qdrant.batching import estimated_bytes
 from minilm_qdrant.engines.client import ClientEngine
 
 DOCS = [Document(f"Note {i}: the weather on day {i} was {'wet' if i % 2 else 'dry'}.",
@@ -99,7 +99,7 @@ def test_estimate_covers_the_real_request_size(embedder: Embedder) -> None:
             Document('quotes " and \\ backslashes \n' * 50, id="c")]
     col.upsert(docs)
     for doc, sent in zip(docs, faults.upserts, strict=True):
-        assert sent.size <= _estimated_bytes(doc, embedder.dim)
+        assert sent.size <= estimated_bytes(doc, embedder.dim)
 
 
 def test_too_large_document_fails_before_sending(embedder: Embedder) -> None:

@@ -8,8 +8,6 @@ drives: a Qdrant server or cluster, qdrant-client's local mode, or an embedded s
 from __future__ import annotations
 
 import functools
-import json
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +18,16 @@ import numpy as np
 from qdrant_client import QdrantClient
 
 from minilm_qdrant import retry
+from minilm_qdrant.batching import (
+    MAX_BATCH_BYTES,
+    Refused,
+    bounded,
+    check_vectors,
+    estimated_bytes,
+    label,
+    preview,
+    problem,
+)
 from minilm_qdrant.documents import Document, Hit
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import CollectionOptions, Engine
@@ -36,10 +44,7 @@ from minilm_qdrant.pipeline import StageError, staged
 
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
-MAX_BATCH_BYTES = 4 * 1024 * 1024
-"""Request bound per batch: well under Qdrant's 32 MiB limit, near its ~5 MB advice."""
 PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo")
-_BYTES_PER_FLOAT = 25  # a float32 written as JSON text with separator (measured: 22-24)
 
 
 @dataclass
@@ -206,7 +211,7 @@ class Collection:
             docs = list(unique.values())
             vectors = self.embedder.embed_documents([d.text for d in docs], warn=False)
             report.truncated += self.embedder.last_truncated
-            _check_vectors(vectors, docs, self.embedder.dim)
+            check_vectors(vectors, docs, self.embedder.dim)
             return docs, vectors
 
         try:
@@ -229,15 +234,15 @@ class Collection:
                 exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
                 if not isinstance(exc, MiniLMQdrantError):
                     raise exc from None  # type: ignore[misc]
-            failed = [_label(d) for d in batch]
-            if isinstance(exc, _Refused):
-                failed.append(_label(exc.document))
+            failed = [label(d) for d in batch]
+            if isinstance(exc, Refused):
+                failed.append(label(exc.document))
             report.failed += len(failed)
             report.failed_ids.extend(failed)
             report.seconds = time.monotonic() - start
             raise IngestError(
                 f"Ingest stopped: {report.written} documents written; not written: "
-                f"{_preview(failed) or 'the document at fault'} and any later documents. "
+                f"{preview(failed) or 'the document at fault'} and any later documents. "
                 f"Cause: {exc} "
                 "Rerun the same ingest to complete it (no duplicates).",
                 report,
@@ -264,34 +269,17 @@ class Collection:
         """Batches bounded by count and estimated request bytes, in input order.
 
         A document that cannot be sent (not a `Document`, empty text, too large for one
-        request) is refused before sending; the documents before it (or before a bad input
-        line) are yielded first.
+        request) is refused before sending; the documents before it are yielded first.
         """
-        batch: list[Document] = []
-        size = 0
-        stream = iter(documents)
-        while True:
-            try:
-                doc = next(stream)
-            except StopIteration:
-                break
-            except MiniLMQdrantError:  # a bad input line: write what came before it first
-                if batch:
-                    yield batch
-                raise
-            problem = _problem(doc, self.embedder.dim, self.max_batch_bytes)
-            if problem:
-                if batch:
-                    yield batch
-                raise _Refused(problem, doc)
-            cost = _estimated_bytes(doc, self.embedder.dim)
-            if batch and (len(batch) >= self.batch_size or size + cost > self.max_batch_bytes):
-                yield batch
-                batch, size = [], 0
-            batch.append(doc)
-            size += cost
-        if batch:
-            yield batch
+        dim, max_bytes = self.embedder.dim, self.max_batch_bytes
+
+        def cost(doc: object) -> int:
+            why = problem(doc, dim, max_bytes)
+            if why:
+                raise Refused(why, doc)
+            return estimated_bytes(doc, dim)  # type: ignore[arg-type]
+
+        return bounded(documents, cost, self.batch_size, max_bytes)
 
     def search(
         self, query: str, k: int = 10, *, query_filter: Any | None = None, exact: bool = False,
@@ -338,47 +326,6 @@ class Collection:
         self._call(lambda: self.engine.delete(self.name, point_ids), f"deleting from {self.name!r}")
 
 
-class _Refused(InputError):
-    """A document refused before sending; carries it so the report can name it."""
-
-    def __init__(self, message: str, document: object) -> None:
-        super().__init__(message)
-        self.document = document
-
-
-def _label(doc: object) -> str | int:
-    if not isinstance(doc, Document):
-        return f"<{type(doc).__name__}>"
-    return doc.id if doc.id is not None else doc.point_id
-
-
-def _name(doc: Document) -> str:
-    return repr(doc.id) if doc.id is not None else repr(str(doc.text)[:40])
-
-
-def _problem(doc: object, dim: int, max_bytes: int) -> str | None:
-    """Why a document cannot be sent, or None."""
-    if not isinstance(doc, Document):
-        return f"expected a Document, got {type(doc).__name__}"
-    if not isinstance(doc.text, str):
-        return f"document {_name(doc)} has text of type {type(doc.text).__name__}, not a string"
-    if not doc.text.strip():
-        return f"document {_name(doc)} has empty or whitespace-only text"
-    if not doc.text.isascii():
-        try:
-            doc.text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return f"document {_name(doc)} has an unpaired surrogate at character {exc.start}"
-    cost = _estimated_bytes(doc, dim)
-    if cost > max_bytes:
-        return (
-            f"document {_name(doc)} needs about {cost:,} bytes, over the {max_bytes:,}-byte "
-            "request bound; split it or raise max_batch_bytes (Qdrant refuses requests over "
-            "32 MiB). It was not sent."
-        )
-    return None
-
-
 def _redact(url: str) -> str:
     """The URL without credentials or query (where users sometimes put keys)."""
     if "://" not in url:
@@ -391,35 +338,8 @@ def _payload(doc: Document) -> dict[str, Any]:
     return {"text": doc.text, "doc_id": doc.id, "metadata": doc.metadata}
 
 
-def _estimated_bytes(doc: Document, dim: int) -> int:
-    meta = json.dumps(doc.metadata, default=str, ensure_ascii=False)
-    text = len(doc.text.encode("utf-8", "surrogatepass")) * 2  # JSON escapes can double it
-    return text + len(meta) + dim * _BYTES_PER_FLOAT + 200
-
-
-def _check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:
-    if vectors.ndim != 2 or vectors.shape != (len(docs), dim):
-        raise InputError(
-            f"vectors have shape {vectors.shape}, expected ({len(docs)}, {dim}) for documents "
-            f"{_preview([_name(d) for d in docs])}; they were not sent"
-        )
-    norms = np.linalg.norm(vectors, axis=1)
-    for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1) | (norms == 0)):
-        what = "NaN/Inf" if not np.isfinite(vectors[i]).all() else "all-zero"
-        raise InputError(
-            f"document {_name(docs[int(i)])} embedded to an {what} vector; it was not sent"
-        )
-    if not math.isfinite(float(norms.sum())):
-        raise InputError("vectors overflowed")
-
-
 def _describe(fp: dict[str, Any]) -> str:
     return (
         f"model={fp.get('model')} dim={fp.get('dim')} pooling={fp.get('pooling')} "
         f"normalize={fp.get('normalize')} distance={fp.get('distance')}"
     )
-
-
-def _preview(ids: list[Any], n: int = 5) -> str:
-    shown = ", ".join(map(str, ids[:n]))
-    return shown + (f", ... {len(ids) - n} more" if len(ids) > n else "")

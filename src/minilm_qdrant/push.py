@@ -7,14 +7,14 @@ a rerun after an interruption completes the copy without duplicates. It ends com
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from minilm_qdrant import retry
-from minilm_qdrant.collection import FINGERPRINT_KEY, MAX_BATCH_BYTES
+from minilm_qdrant.batching import MAX_BATCH_BYTES, bounded, payload_bytes, point_bytes
+from minilm_qdrant.collection import FINGERPRINT_KEY
 from minilm_qdrant.engines import CollectionOptions, Engine, StoredPoint
 from minilm_qdrant.engines.client import ClientEngine, connect
 from minilm_qdrant.engines.open import open_engine
@@ -110,8 +110,10 @@ def push(
                         f"the source holds size {info.size}, distance {info.distance}, "
                         f"fingerprint {fingerprint}. Push to another --to-collection."
                     )
-            for batch in _batches(source.scroll(collection, batch_size), batch_size,
-                                  max_batch_bytes, info.size):
+            points = (p for page in source.scroll(collection, batch_size) for p in page)
+            dim = info.size
+            for batch in bounded(points, lambda p: point_bytes(payload_bytes(p.payload), dim),
+                                 batch_size, max_batch_bytes):
                 ids = [p.id for p in batch]
                 vectors = _stack(batch)
                 payloads = [p.payload for p in batch]
@@ -135,20 +137,3 @@ def _stack(batch: list[StoredPoint]) -> Any:
     import numpy as np
 
     return np.stack([np.asarray(p.vector, dtype=np.float32) for p in batch])
-
-
-def _batches(
-    pages: Iterator[list[StoredPoint]], batch_size: int, max_bytes: int, dim: int
-) -> Iterator[list[StoredPoint]]:
-    batch: list[StoredPoint] = []
-    size = 0
-    for page in pages:
-        for point in page:
-            cost = len(json.dumps(point.payload, default=str)) + dim * 20 + 200
-            if batch and (len(batch) >= batch_size or size + cost > max_bytes):
-                yield batch
-                batch, size = [], 0
-            batch.append(point)
-            size += cost
-    if batch:
-        yield batch

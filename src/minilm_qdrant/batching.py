@@ -1,0 +1,129 @@
+"""What may be sent, and in what batches: checks before sending, count- and byte-bounded batches.
+
+Qdrant refuses requests over 32 MiB (about 5 MB is its advice), so every batch the collection
+or `push` sends is bounded by an estimate of its size on the wire as well as by count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+
+from minilm_qdrant.documents import Document
+from minilm_qdrant.errors import InputError
+
+T = TypeVar("T")
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""Request bound per batch: well under Qdrant's 32 MiB limit, near its ~5 MB advice."""
+_BYTES_PER_FLOAT = 25  # a float32 written as JSON text with separator (measured: 22-24)
+
+
+def bounded(
+    items: Iterable[T], cost: Callable[[T], int], max_count: int, max_bytes: int
+) -> Iterator[list[T]]:
+    """Batches of ``items`` in order, each within ``max_count`` items and ``max_bytes``.
+
+    When the input or ``cost`` raises (a bad line, a refused document), the items before it
+    are yielded first, so that what came before a bad item is still written.
+    """
+    batch: list[T] = []
+    size = 0
+    stream = iter(items)
+    while True:
+        try:
+            item = next(stream)
+            item_cost = cost(item)
+        except StopIteration:
+            break
+        except Exception:
+            if batch:
+                yield batch
+            raise
+        if batch and (len(batch) >= max_count or size + item_cost > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item_cost
+    if batch:
+        yield batch
+
+
+def point_bytes(payload_bytes: int, dim: int) -> int:
+    """Estimated bytes of one point in a JSON request: payload, vector as text, overhead."""
+    return payload_bytes + dim * _BYTES_PER_FLOAT + 200
+
+
+def payload_bytes(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+
+
+class Refused(InputError):
+    """A document refused before sending; carries it so the report can name it."""
+
+    def __init__(self, message: str, document: object) -> None:
+        super().__init__(message)
+        self.document = document
+
+
+def label(doc: object) -> str | int:
+    if not isinstance(doc, Document):
+        return f"<{type(doc).__name__}>"
+    return doc.id if doc.id is not None else doc.point_id
+
+
+def name(doc: Document) -> str:
+    return repr(doc.id) if doc.id is not None else repr(str(doc.text)[:40])
+
+
+def problem(doc: object, dim: int, max_bytes: int) -> str | None:
+    """Why a document cannot be sent, or None."""
+    if not isinstance(doc, Document):
+        return f"expected a Document, got {type(doc).__name__}"
+    if not isinstance(doc.text, str):
+        return f"document {name(doc)} has text of type {type(doc.text).__name__}, not a string"
+    if not doc.text.strip():
+        return f"document {name(doc)} has empty or whitespace-only text"
+    if not doc.text.isascii():
+        try:
+            doc.text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"document {name(doc)} has an unpaired surrogate at character {exc.start}"
+    cost = estimated_bytes(doc, dim)
+    if cost > max_bytes:
+        return (
+            f"document {name(doc)} needs about {cost:,} bytes, over the {max_bytes:,}-byte "
+            "request bound; split it or raise max_batch_bytes (Qdrant refuses requests over "
+            "32 MiB). It was not sent."
+        )
+    return None
+
+
+def estimated_bytes(doc: Document, dim: int) -> int:
+    meta = json.dumps(doc.metadata, default=str, ensure_ascii=False)
+    text = len(doc.text.encode("utf-8", "surrogatepass")) * 2  # JSON escapes can double it
+    return point_bytes(text + len(meta), dim)
+
+
+def check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:
+    if vectors.ndim != 2 or vectors.shape != (len(docs), dim):
+        raise InputError(
+            f"vectors have shape {vectors.shape}, expected ({len(docs)}, {dim}) for documents "
+            f"{preview([name(d) for d in docs])}; they were not sent"
+        )
+    norms = np.linalg.norm(vectors, axis=1)
+    for i in np.flatnonzero(~np.isfinite(vectors).all(axis=1) | (norms == 0)):
+        what = "NaN/Inf" if not np.isfinite(vectors[i]).all() else "all-zero"
+        raise InputError(
+            f"document {name(docs[int(i)])} embedded to an {what} vector; it was not sent"
+        )
+    if not math.isfinite(float(norms.sum())):
+        raise InputError("vectors overflowed")
+
+
+def preview(ids: list[Any], n: int = 5) -> str:
+    shown = ", ".join(map(str, ids[:n]))
+    return shown + (f", ... {len(ids) - n} more" if len(ids) > n else "")
