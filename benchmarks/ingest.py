@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
@@ -63,13 +62,20 @@ def load(limit: int | None) -> tuple[list[dict[str, str]], dict[str, str], dict[
 
 
 def ndcg10(run: dict[str, list[str]], qrels: dict[str, set[str]]) -> float:
-    total = 0.0
-    for qid, rel in qrels.items():
-        got = run.get(qid, [])[:10]
-        dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(got) if d in rel)
-        ideal = sum(1 / math.log2(i + 2) for i in range(min(len(rel), 10)))
-        total += dcg / ideal
-    return 100 * total / len(qrels)
+    """NDCG@10 (x100) through the project's ir-measures metrics, ranks as scores."""
+    from minilm_qdrant.eval import metrics
+
+    scored = {q: {d: float(len(ids) - r) for r, d in enumerate(ids)} for q, ids in run.items()}
+    judged = {q: {d: 1 for d in rel} for q, rel in qrels.items()}
+    return 100 * metrics(judged, scored)["ndcg@10"]
+
+
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM; ru_maxrss would carry the parent's over fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_stack(name: str, docs: list[dict[str, str]], queries: dict[str, str], store: str
@@ -81,11 +87,10 @@ def run_stack(name: str, docs: list[dict[str, str]], queries: dict[str, str], st
 
 
 def child(args: argparse.Namespace) -> None:
-    docs, queries, qrels = load(args.limit)
+    docs, queries, _qrels = load(args.limit)
     with tempfile.TemporaryDirectory() as store:
         seconds, run = run_stack(args.child, docs, queries, store)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "ndcg10": ndcg10(run, qrels), "rss_mib": rss}))
+    print(json.dumps({"seconds": seconds, "run": run, "rss_mib": peak_rss_mib()}))
 
 
 def count_tokens(docs: list[dict[str, str]]) -> int:
@@ -136,6 +141,7 @@ def main() -> None:
             print(f"{name} failed:\n{proc.stderr[-3000:]}", flush=True)
             continue
         got = json.loads(proc.stdout.strip().splitlines()[-1])
+        got["ndcg10"] = ndcg10(got.pop("run"), qrels)
         row = {"stack": name, "docs_per_s": len(docs) / got["seconds"],
                "tokens_per_s": tokens / got["seconds"], **got}
         row["roof"] = ROOF[name]
