@@ -1,11 +1,15 @@
 """Edge vs qdrant-client local mode, side by side; each engine measured in its own subprocess.
 
-    python benchmarks/store.py --sizes 10000 100000 [--scifact /tmp/scifact.npy] [--out FILE]
+    python benchmarks/store.py --runs edge:random:10000 local:random:10000 \
+        edge:real:100000 local:real:100000 edge:real+noise:1000000:disk [--out FILE]
 
-Per engine and size: upsert points/s (batches of 1,000), index build (optimize) seconds, reopen
-seconds, query p50/p99 ms (exact and HNSW, top 10), recall@10 of HNSW vs exact, peak RSS, bytes
-on disk. Synthetic vectors: random unit vectors (seed 0). ``--scifact``: real MiniLM embeddings
-(a .npy of document vectors), indexed with HNSW forced (full_scan_threshold=1) for recall.
+A run is ``ENGINE:DATA:N[:disk]``. Per run: upsert points/s (batches of 1,000), index build
+(optimize) seconds, reopen seconds, query p50/p99 ms (exact and HNSW at the default ``hnsw_ef``,
+top 10), recall@10 of HNSW vs exact, peak RSS, bytes on disk. ``:disk`` keeps vectors on disk
+(memory-mapped). DATA: ``random`` (unit vectors, seed 0: the worst case for HNSW), ``real``
+(MiniLM vectors of SciFact passages and the SciFact claims as queries, made by
+``real_vectors.py``), ``real+noise`` (the real vectors repeated up to N with Gaussian noise,
+renormalised; real queries): synthetic vectors beyond the corpus that keep its structure.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from minilm_qdrant.engines import CollectionOptions, Engine
 
 BATCH = 1000
+CACHE = Path(__file__).parent / ".cache"
 
 
 def _vectors(n: int, seed: int) -> np.ndarray:
@@ -48,19 +53,32 @@ def _disk(path: str) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def worker(kind: str, source: str, n: int, queries: int) -> dict[str, object]:
+def _data(source: str, n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    if source == "random":
+        return _vectors(n, 0), _vectors(queries, 1)
+    docs = np.load(CACHE / "docs.npy", mmap_mode="r")
+    qs = np.load(CACHE / "queries.npy")[:queries]
+    if source == "real":
+        return np.ascontiguousarray(docs[:n]), qs
+    rng = np.random.default_rng(0)
+    out = np.empty((n, docs.shape[1]), dtype=np.float32)
+    for a in range(0, n, len(docs)):  # the corpus once, then noisy copies of it
+        part = np.array(docs[: min(len(docs), n - a)])
+        if a:
+            part += rng.standard_normal(part.shape, dtype=np.float32) * 0.01
+            part /= np.linalg.norm(part, axis=1, keepdims=True)
+        out[a:a + len(part)] = part
+    return out, qs
+
+
+def worker(kind: str, source: str, n: int, queries: int, on_disk: bool) -> dict[str, object]:
     """One engine, one size, in this process (so peak RSS is its own)."""
-    if source == "synthetic":
-        data, qs = _vectors(n, 0), _vectors(queries, 1)
-        options = CollectionOptions()
-    else:
-        data = np.load(source)[:n]
-        qs = data[np.random.default_rng(1).choice(len(data), queries, replace=False)]
-        qs = qs + 0.05 * np.random.default_rng(2).standard_normal(qs.shape).astype(np.float32)
-        options = CollectionOptions(full_scan_threshold=1)
+    data, qs = _data(source, n, queries)
+    options = CollectionOptions(on_disk=True) if on_disk else CollectionOptions()
     n = len(data)
     ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
-    out: dict[str, object] = {"engine": kind, "data": Path(source).stem, "n": n}
+    out: dict[str, object] = {"engine": kind, "data": source + (" (on disk)" if on_disk else ""),
+                              "n": n}
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         path = str(Path(tmp) / "store")
         engine = _open(kind, path)
@@ -105,28 +123,26 @@ COLUMNS = ["engine", "data", "n", "upsert_pts_s", "index_s", "reopen_s", "exact_
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", nargs=4, metavar=("KIND", "SOURCE", "N", "QUERIES"))
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
-    parser.add_argument("--engines", nargs="*", default=["edge", "local"])
-    parser.add_argument("--scifact", help=".npy of real document embeddings")
+    parser.add_argument("--worker", help="one run, in this process")
+    parser.add_argument("--runs", nargs="*", default=[
+        "edge:random:10000", "local:random:10000", "edge:real:100000", "local:real:100000",
+        "edge:real+noise:1000000:disk",
+    ])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", help="append the Markdown table to this file")
     args = parser.parse_args()
     if args.worker:
-        kind, source, n, queries = args.worker
-        print(json.dumps(worker(kind, source, int(n), int(queries))))
+        kind, source, n, *disk = args.worker.split(":")
+        print(json.dumps(worker(kind, source, int(n), args.queries, disk == ["disk"])))
         return
-    runs = [(e, "synthetic", n) for n in args.sizes for e in args.engines]
-    if args.scifact:
-        runs += [(e, args.scifact, 10**9) for e in args.engines]
     rows = []
-    for kind, source, n in runs:
+    for run in args.runs:
         proc = subprocess.run(
-            [sys.executable, __file__, "--worker", kind, source, str(n), str(args.queries)],
+            [sys.executable, __file__, "--worker", run, "--queries", str(args.queries)],
             capture_output=True, text=True, check=False,
         )
         if proc.returncode:
-            print(f"{kind} {source} {n}: failed: {proc.stderr[-500:]}", file=sys.stderr)
+            print(f"{run}: failed: {proc.stderr[-500:]}", file=sys.stderr)
             continue
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from faults import ack
 from qdrant_client import QdrantClient, models
 
 from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder
@@ -79,3 +82,36 @@ def test_cli_push_ends_comparing_counts(source: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Pushed 18 points" in result.stdout
     assert "Counts: source 18, target 18: match." in result.stdout
+
+
+def test_payload_indexes_are_created_on_the_target_before_the_points(
+    source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a server receives, captured at the HTTP transport (local mode keeps no indexes)."""
+    with Collection("docs", path=source) as col:
+        col.index_metadata("topic")
+        col.index_metadata("i", "integer")
+        assert col.engine.payload_indexes("docs") == {
+            "metadata.topic": "keyword", "metadata.i": "integer"}
+    sent: list[tuple[str, str, dict]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else {}
+        sent.append((request.method, request.url.path, body))
+        if request.url.path.endswith("/points/count"):
+            return httpx.Response(200, json={"result": {"count": 18}, "status": "ok"})
+        if request.url.path.endswith("/index"):
+            return httpx.Response(200, json=ack("PUT", "/points"))  # an UpdateResult
+        return httpx.Response(200, json=ack(request.method, request.url.path))
+
+    def connect(**_: object) -> QdrantClient:
+        return QdrantClient(url="http://127.0.0.1:6333", transport=httpx.MockTransport(handler),
+                            check_compatibility=False)
+
+    monkeypatch.setattr("minilm_qdrant.push.connect", connect)
+    report = push(path=source, collection="docs", url="http://qdrant.example:6333")
+    assert sorted(report.indexes) == ["metadata.i", "metadata.topic"]
+    indexed = {b["field_name"]: b["field_schema"] for m, p, b in sent if p.endswith("/index")}
+    assert indexed == {"metadata.topic": "keyword", "metadata.i": "integer"}
+    first_points = next(i for i, (m, p, _) in enumerate(sent) if p.endswith("/points"))
+    assert max(i for i, (m, p, _) in enumerate(sent) if p.endswith("/index")) < first_points

@@ -275,10 +275,12 @@ def push(
                 to_path=to_path, to_collection=to_collection, options=options,
                 batch_size=batch_size, allow_insecure=allow_insecure, on_progress=bar.update,
             )
+        indexes = ", payload indexes: " + ", ".join(report.indexes) if report.indexes else ""
         typer.echo(
             f"Pushed {report.copied} points from {report.source} to {report.target} in "
             f"{report.batches} batches, {report.seconds:.1f}s"
             f"{' (created the target)' if report.created else ''}"
+            f"{indexes}"
             f"{f', {report.retries} retries' if report.retries else ''}."
         )
         verdict = "match" if report.target_count == report.source_count else "DIFFER"

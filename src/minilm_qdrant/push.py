@@ -1,15 +1,16 @@
 """`push`: copy a collection from the embedded store to a Qdrant server or cluster.
 
-Ids, vectors, payloads and the fingerprint are streamed as stored (nothing is re-embedded),
-in count- and byte-bounded batches, each retried like an ingest batch. Point ids are kept, so
-a rerun after an interruption completes the copy without duplicates. It ends comparing counts.
+Ids, vectors, payloads, payload indexes and the fingerprint are copied as stored (nothing is
+re-embedded); points stream in count- and byte-bounded batches, each retried like an ingest
+batch. Point ids are kept, so a rerun after an interruption completes the copy without
+duplicates. It ends comparing counts.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from minilm_qdrant import retry
@@ -31,6 +32,8 @@ class PushReport:
     batches: int = 0
     retries: int = 0
     created: bool = False
+    indexes: list[str] = field(default_factory=list)
+    """Payload fields indexed on the target as on the source (before the points arrive)."""
     source_count: int = 0
     target_count: int = 0
     seconds: float = 0.0
@@ -110,6 +113,10 @@ def push(
                         f"the source holds size {info.size}, distance {info.distance}, "
                         f"fingerprint {fingerprint}. Push to another --to-collection."
                     )
+            for key, kind in source.payload_indexes(collection).items():
+                call(lambda: target.create_payload_index(target_name, key, kind),  # noqa: B023
+                     f"indexing {key} of {target_name!r}")
+                report.indexes.append(key)
             points = (p for page in source.scroll(collection, batch_size) for p in page)
             dim = info.size
             for batch in bounded(points, lambda p: point_bytes(payload_bytes(p.payload), dim),

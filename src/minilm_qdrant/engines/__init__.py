@@ -81,6 +81,10 @@ class Engine(Protocol):
         """Index a payload field ("keyword", "integer", "float", "bool", "text", ...)."""
         ...
 
+    def payload_indexes(self, name: str) -> dict[str, str]:
+        """Indexed payload fields and their kinds (``{"metadata.topic": "keyword"}``)."""
+        ...
+
     def optimize(self, name: str) -> None:
         """After a bulk ingest: build the HNSW index where the engine does not on its own."""
         ...

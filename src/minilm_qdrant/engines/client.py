@@ -151,6 +151,10 @@ class ClientEngine:
         schema = models.PayloadSchemaType(kind)
         self.client.create_payload_index(name, field, field_schema=schema, wait=True)
 
+    def payload_indexes(self, name: str) -> dict[str, str]:
+        schema = self.client.get_collection(name).payload_schema or {}
+        return {k: str(getattr(v.data_type, "value", v.data_type)) for k, v in schema.items()}
+
     def optimize(self, name: str) -> None:
         """A server indexes in the background; local mode has no index to build."""
 

@@ -210,6 +210,10 @@ class EdgeEngine:
             raise InputError(f"payload index type {kind!r} is not one of {sorted(_SCHEMA)}")
         self._shard(name).update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
 
+    def payload_indexes(self, name: str) -> dict[str, str]:
+        schema = self._shard(name).info().payload_schema
+        return {k: str(v.data_type).rpartition(".")[2].lower() for k, v in schema.items()}
+
     def optimize(self, name: str) -> None:
         """Merge segments and build the HNSW index of large ones (blocks until done)."""
         shard = self._shard(name)
