@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,40 +54,47 @@ def _disk(path: str) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _data(source: str, n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
-    if source == "random":
-        return _vectors(n, 0), _vectors(queries, 1)
-    docs = np.load(CACHE / "docs.npy", mmap_mode="r")
-    qs = np.load(CACHE / "queries.npy")[:queries]
-    if source == "real":
-        return np.ascontiguousarray(docs[:n]), qs
-    rng = np.random.default_rng(0)
-    out = np.empty((n, docs.shape[1]), dtype=np.float32)
-    for a in range(0, n, len(docs)):  # the corpus once, then noisy copies of it
-        part = np.array(docs[: min(len(docs), n - a)])
-        if a:
+def _batches(source: str, n: int) -> Iterator[np.ndarray]:
+    """The N vectors in batches of 1,000, made as they are sent (never all in memory)."""
+    docs = None if source == "random" else np.load(CACHE / "docs.npy", mmap_mode="r")
+    for a in range(0, n, BATCH):
+        size = min(BATCH, n - a)
+        if docs is None:
+            yield _vectors(size, a + 1)
+            continue
+        if source == "real" and a >= len(docs):
+            return
+        start = a % len(docs)
+        part = np.array(docs[start:start + size])
+        if a >= len(docs):  # beyond the corpus: noisy copies of it
+            rng = np.random.default_rng(a)
             part += rng.standard_normal(part.shape, dtype=np.float32) * 0.01
             part /= np.linalg.norm(part, axis=1, keepdims=True)
-        out[a:a + len(part)] = part
-    return out, qs
+        yield part
+
+
+def _queries(source: str, count: int) -> np.ndarray:
+    if source == "random":
+        return _vectors(count, 0)
+    return np.load(CACHE / "queries.npy")[:count]
 
 
 def worker(kind: str, source: str, n: int, queries: int, on_disk: bool) -> dict[str, object]:
     """One engine, one size, in this process (so peak RSS is its own)."""
-    data, qs = _data(source, n, queries)
+    qs = _queries(source, queries)
     options = CollectionOptions(on_disk=True) if on_disk else CollectionOptions()
-    n = len(data)
-    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
     out: dict[str, object] = {"engine": kind, "data": source + (" (on disk)" if on_disk else ""),
                               "n": n}
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         path = str(Path(tmp) / "store")
         engine = _open(kind, path)
         engine.create("bench", 384, "dot", {}, options)
-        start = time.perf_counter()
-        for a in range(0, n, BATCH):
-            payloads = [{"i": i} for i in range(a, min(n, a + BATCH))]
-            engine.upsert("bench", ids[a:a + BATCH], data[a:a + BATCH], payloads)
+        start, n = time.perf_counter(), 0
+        for vectors in _batches(source, out["n"]):  # type: ignore[arg-type]
+            ids = [str(uuid.UUID(int=i + 1)) for i in range(n, n + len(vectors))]
+            engine.upsert("bench", ids, vectors, [{"i": i} for i in range(n, n + len(vectors))])
+            n += len(vectors)
+        out["n"] = n
         out["upsert_pts_s"] = round(n / (time.perf_counter() - start))
         start = time.perf_counter()
         engine.optimize("bench")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minilm_qdrant import Embedder
-from minilm_qdrant.backends.onnx import token_batches
+from minilm_qdrant.backends import token_batches
 from minilm_qdrant.backends.onnx_export import INT8_FILE, exported_dir
 
 TEXTS = [
@@ -102,3 +102,29 @@ def test_token_batches_sort_and_respect_budget() -> None:
         assert len(rows) <= 4
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(flat)
+
+
+def test_both_backends_report_the_same_tokens_truncation_and_padding(
+    embedder: Embedder, exported: Path
+) -> None:
+    """One tokenisation pass gives the stats; torch and ONNX batch the same way."""
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_file(str(embedder.model_path / "tokenizer.json"))
+    counter.no_truncation()
+    counter.no_padding()
+    lengths = [len(e.ids) for e in counter.encode_batch(TEXTS)]
+    limit = embedder.spec.max_tokens
+    assert max(lengths) > limit  # one text is cut
+    stats = []
+    for backend in ("torch", "onnx"):
+        enc = Embedder(embedder.model_name, backend=backend, batch_size=2).encode_documents(
+            TEXTS, warn=False)
+        assert enc.truncated == 1
+        assert enc.tokens == sum(min(n, limit) for n in lengths)
+        stats.append((enc.truncated, enc.tokens, enc.padded))
+    assert stats[0] == stats[1]
+    cut = sorted(min(n, limit) for n in lengths)  # rows of 2, shortest first
+    assert stats[0][2] == 2 * cut[1] + 2 * cut[3] + cut[4]
+    unsorted = [min(n, limit) for n in lengths]
+    assert stats[0][2] < 2 * max(unsorted[:2]) + 2 * max(unsorted[2:4]) + unsorted[4]

@@ -106,7 +106,7 @@ def _open(
 
 
 def _embedder(
-    model: str | None, pooling: str | None, backend: str = "torch", batch_size: int = 32
+    model: str | None, pooling: str | None, backend: str = "torch", batch_size: int = 256
 ) -> Embedder | None:
     if model is None and pooling is None:
         return None
@@ -131,7 +131,7 @@ def index(
     model: Annotated[str | None, typer.Option(help=f"Model [default: {DEFAULT_MODEL}].")] = None,
     pooling: PoolingOpt = None,
     backend: BackendOpt = "torch",
-    batch_size: Annotated[int, typer.Option(min=1, help="Documents per upsert.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents per upsert.")] = 256,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip and count bad lines.")
     ] = False,
@@ -151,7 +151,8 @@ def index(
         typer.echo(
             f"Indexed {report.written} documents from {file} into {collection!r} "
             f"({col.where}) with {embedder.spec.name} in {report.seconds:.1f}s; "
-            f"collection now holds {points} points."
+            f"collection now holds {points} points; {report.tokens:,} tokens embedded, "
+            f"padding {report.padding_waste:.1%}."
         )
         extras = {
             "skipped invalid lines": stats.skipped, "duplicate ids (last kept)": report.duplicates,

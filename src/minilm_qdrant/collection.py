@@ -57,12 +57,20 @@ class UpsertReport:
     duplicates: int = 0
     """Documents whose id appeared again later in the same ingest (the last one wins)."""
     truncated: int = 0
+    tokens: int = 0
+    """Word pieces embedded; with ``padded_tokens``, the padding waste of the batches."""
+    padded_tokens: int = 0
     failed_ids: list[str | int] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+    @property
+    def padding_waste(self) -> float:
+        """Share of computed tokens that were padding (batches are sorted by length)."""
+        return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
 class Collection:
@@ -77,7 +85,8 @@ class Collection:
             qdrant-client local mode where DIR already holds one); ``path=":memory:"`` works.
         options: pass-through settings used when the collection is created.
         create: create the collection when missing (else `CollectionNotFound`).
-        batch_size / max_batch_bytes: ingest batches are bounded by both.
+        batch_size / max_batch_bytes: ingest batches are bounded by both; a batch is also
+            the window in which texts are sorted by length for embedding.
         retry_policy: how transient failures are retried.
         backend: the backend of the embedder built here (none given): ``torch``, ``onnx``...
     """
@@ -94,7 +103,7 @@ class Collection:
         engine: Engine | None = None,
         options: CollectionOptions | None = None,
         create: bool = True,
-        batch_size: int = 64,
+        batch_size: int = 256,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         retry_policy: retry.RetryPolicy | None = None,
         allow_insecure: bool = False,
@@ -209,10 +218,12 @@ class Collection:
             report.duplicates += sum(pid in seen for pid in unique)
             seen.update(unique)
             docs = list(unique.values())
-            vectors = self.embedder.embed_documents([d.text for d in docs], warn=False)
-            report.truncated += self.embedder.last_truncated
-            check_vectors(vectors, docs, self.embedder.dim)
-            return docs, vectors
+            encoded = self.embedder.encode_documents([d.text for d in docs], warn=False)
+            report.truncated += encoded.truncated
+            report.tokens += encoded.tokens
+            report.padded_tokens += encoded.padded
+            check_vectors(encoded.vectors, docs, self.embedder.dim)
+            return docs, encoded.vectors
 
         try:
             # embedding of the next batch overlaps the write of this one (pipeline.py)

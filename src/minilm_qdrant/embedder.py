@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from minilm_qdrant.backends import Backend, load_backend
+from minilm_qdrant.backends import Backend, Encoded, load_backend
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.models import DEFAULT_MODEL, ModelSpec, Pooling, locate, resolve
 
@@ -29,7 +29,8 @@ class Embedder:
         backend: ``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8`` or ``auto`` (the fastest
             lossless one here); a pre-exported ONNX model always runs on ONNX.
         device: ``cuda``, ``cpu``...; default: CUDA when available.
-        batch_size: texts per forward pass.
+        batch_size: most texts per forward pass (passes also stay within
+            `~minilm_qdrant.backends.TOKEN_BUDGET` padded tokens, texts sorted by length).
         pooling / normalize / max_tokens: override the model's own settings (this changes the
             fingerprint, so such vectors never mix with the model's usual ones).
     """
@@ -40,7 +41,7 @@ class Embedder:
         *,
         backend: str = "torch",
         device: str | None = None,
-        batch_size: int = 32,
+        batch_size: int = 256,
         pooling: Pooling | None = None,
         normalize: bool | None = None,
         max_tokens: int | None = None,
@@ -85,43 +86,45 @@ class Embedder:
             return self._backend
 
     def embed_documents(self, texts: Sequence[str], *, warn: bool = True) -> np.ndarray:
-        """An (n, dim) float32 array, one row per text, with the model's document prompt.
+        """An (n, dim) float32 array, one row per text, with the model's document prompt."""
+        return self.encode_documents(texts, warn=warn).vectors
 
-        ``warn=False`` leaves the truncation count in `last_truncated` without logging it
-        (an ingest reports one total instead of a warning per batch).
+    def encode_documents(self, texts: Sequence[str], *, warn: bool = True) -> Encoded:
+        """`embed_documents` with its cost: truncated texts, tokens and padding.
+
+        ``warn=False`` does not log truncation (an ingest reports one total instead).
         """
         return self._embed(texts, self.spec.document_prompt, warn)
 
     def embed_query(self, text: str) -> np.ndarray:
         """A (dim,) float32 vector for a search query, with the model's query prompt."""
-        return self._embed([text], self.spec.query_prompt, True)[0]
+        return self._embed([text], self.spec.query_prompt, True).vectors[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """An (n, dim) float32 array: `embed_query` for many queries in batches."""
-        return self._embed(texts, self.spec.query_prompt, True)
+        return self._embed(texts, self.spec.query_prompt, True).vectors
 
-    def _embed(self, texts: Sequence[str], prompt: str, warn: bool) -> np.ndarray:
+    def _embed(self, texts: Sequence[str], prompt: str, warn: bool) -> Encoded:
         if isinstance(texts, str):
             raise InputError("embed_documents expects a list of texts, got one string")
         checked = [_check_text(t, i) for i, t in enumerate(texts)]
         if not checked:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return Encoded(np.zeros((0, self.dim), dtype=np.float32), 0, 0, 0)
         backend = self.load()
         prompted = [prompt + t for t in checked] if prompt else checked
-        lengths = backend.token_counts(prompted)
-        self.last_truncated = sum(n > self.spec.max_tokens for n in lengths)
-        if self.last_truncated and warn:
-            logger.warning(
-                "%d of %d texts exceed %s's limit of %d word pieces and were truncated",
-                self.last_truncated, len(prompted), self.spec.name, self.spec.max_tokens,
-            )
-        vectors = backend.encode(prompted, self.batch_size)
-        if vectors.shape != (len(prompted), self.dim):
+        encoded = backend.encode(prompted, self.batch_size)
+        if encoded.vectors.shape != (len(prompted), self.dim):
             raise InputError(
-                f"backend returned vectors of shape {vectors.shape}, expected "
+                f"backend returned vectors of shape {encoded.vectors.shape}, expected "
                 f"({len(prompted)}, {self.dim}) for {self.spec.name}"
             )
-        return vectors
+        self.last_truncated = encoded.truncated
+        if encoded.truncated and warn:
+            logger.warning(
+                "%d of %d texts exceed %s's limit of %d word pieces and were truncated",
+                encoded.truncated, len(prompted), self.spec.name, self.spec.max_tokens,
+            )
+        return encoded
 
 
 def _check_text(text: object, index: int) -> str:

@@ -32,8 +32,8 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
     device: str | None = None
     """Torch device (``cpu``, ``cuda``...); default: CUDA when available, else CPU."""
 
-    batch_size: int = Field(default=32, ge=1)
-    """Texts per forward pass, passed to the core embedder."""
+    batch_size: int = Field(default=256, ge=1)
+    """Most texts per forward pass (passes are also bounded in tokens), for the core embedder."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 

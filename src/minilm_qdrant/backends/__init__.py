@@ -7,6 +7,8 @@ CUDA), ``onnx`` (fp32, fused graph), ``onnx-int8`` (dynamic int8 on the fused gr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -17,18 +19,45 @@ from minilm_qdrant.errors import UnsupportedModel
 from minilm_qdrant.models import ModelSpec
 
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+TOKEN_BUDGET = 8192
+"""Padded tokens per forward pass (rows x longest row): bounds activation memory."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Vectors for texts, with what it cost: texts are tokenised once, stats come with it."""
+
+    vectors: np.ndarray
+    """(n, dim) float32, pooled and (per the spec) normalised, in the texts' order."""
+    truncated: int
+    """Texts longer than the model's token limit (cut to it)."""
+    tokens: int
+    """Word pieces run through the model, special tokens included."""
+    padded: int
+    """Tokens computed including padding (``padded - tokens`` is waste)."""
 
 
 class Backend(Protocol):
     """What the embedder needs from a backend."""
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Pooled (and, per the spec, normalised) float32 vectors, one row per text."""
+    def encode(self, texts: list[str], batch_size: int) -> Encoded:
+        """Vectors for the texts; passes hold at most ``batch_size`` rows and `TOKEN_BUDGET`
+        padded tokens, with texts sorted by length so that little is padding."""
         ...
 
-    def token_counts(self, texts: list[str]) -> list[int]:
-        """Word pieces per text before truncation, special tokens included."""
-        ...
+
+def token_batches(lengths: list[int], budget: int, max_rows: int) -> Iterator[np.ndarray]:
+    """Row indices sorted by length, cut so rows x longest row stays within ``budget``."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and end - start < max_rows:
+            if (end - start + 1) * lengths[order[end]] > budget:
+                break
+            end += 1
+        yield order[start:end]
+        start = end
 
 
 def native_bf16() -> bool:

@@ -1,29 +1,26 @@
 """The ONNX backend: tokenizers + onnxruntime + numpy, no torch at inference time.
 
-Texts are tokenised once, sorted by length and cut into token-budget batches (so padding is
-small and reported); pooling and normalisation follow the spec exactly as the torch backend
-does. A one-text call (a search query) runs on a one-thread session: for a single short query
-more threads only add synchronisation cost.
+Texts are tokenised once (truncation is counted from the same pass), sorted by length and cut
+into token-budget batches (so padding is small and reported); pooling and normalisation follow
+the spec exactly as the torch backend does. A one-text call (a search query) runs on a
+one-thread session: for a single short query more threads only add synchronisation cost.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
+from minilm_qdrant.backends import TOKEN_BUDGET, Encoded, token_batches
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 
 logger = logging.getLogger("minilm_qdrant")
-
-TOKEN_BUDGET = 8192
-"""Padded tokens per forward pass (batch rows x longest row)."""
 
 
 class OnnxBackend:
@@ -42,8 +39,6 @@ class OnnxBackend:
         self.file = file
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tokenizer.no_padding()
-        self._counter = Tokenizer.from_str(tokenizer.to_str())
-        self._counter.no_truncation()
         tokenizer.enable_truncation(spec.max_tokens)
         self._tokenizer = tokenizer
         self._pad_id = int(tokenizer.token_to_id("[PAD]") or 0)
@@ -55,35 +50,23 @@ class OnnxBackend:
             str(file), _options(ort, 1), providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self.padding_waste = 0.0
-        """Share of padded tokens in the last `encode` call (0 = none wasted)."""
 
     device = "cpu"
 
-    def tokenize(self, texts: list[str]) -> list[Encoding]:
-        """Truncated encodings (special tokens included), one per text."""
-        return list(self._tokenizer.encode_batch(texts))
-
-    def token_counts(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self._counter.encode_batch(texts)]
-
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self.encode_tokens(self.tokenize(texts), max_rows=max(batch_size, 256))
-
-    def encode_tokens(self, encodings: list[Encoding], max_rows: int = 256) -> np.ndarray:
-        """Vectors for tokenised texts, in their order; batches sorted by length."""
+    def encode(self, texts: list[str], batch_size: int) -> Encoded:
+        encodings = self._tokenizer.encode_batch(texts)  # truncated; the rest in .overflowing
         out = np.empty((len(encodings), self.spec.dim), dtype=np.float32)
         real = padded = 0
         session = self._single if len(encodings) == 1 else self._session
-        for rows in token_batches([len(e.ids) for e in encodings], TOKEN_BUDGET, max_rows):
+        for rows in token_batches([len(e.ids) for e in encodings], TOKEN_BUDGET, batch_size):
             feed = self._feed([encodings[i] for i in rows])
             real += int(feed["attention_mask"].sum())
             padded += feed["attention_mask"].size
             hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
             out[rows] = pool(hidden, feed["attention_mask"], self.spec.pooling,
                              self.spec.normalize)
-        self.padding_waste = 1 - real / padded if padded else 0.0
-        return out
+        truncated = sum(bool(e.overflowing) for e in encodings)
+        return Encoded(out, truncated, real, padded)
 
     def _feed(self, batch: list[Encoding]) -> dict[str, np.ndarray]:
         width = max(len(e.ids) for e in batch)
@@ -93,20 +76,6 @@ class OnnxBackend:
             ids[r, : len(e.ids)] = e.ids
             mask[r, : len(e.ids)] = 1
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-
-
-def token_batches(lengths: list[int], budget: int, max_rows: int) -> Iterator[np.ndarray]:
-    """Row indices sorted by length, cut so rows x longest row stays within ``budget``."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and end - start < max_rows:
-            if (end - start + 1) * lengths[order[end]] > budget:
-                break
-            end += 1
-        yield order[start:end]
-        start = end
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, mode: str, normalize: bool) -> np.ndarray:

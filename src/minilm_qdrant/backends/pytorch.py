@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from minilm_qdrant.backends import TOKEN_BUDGET, Encoded, token_batches
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 
@@ -56,19 +57,26 @@ class TorchBackend:
         counter.no_truncation()
         counter.no_padding()
         self._counter = counter
+        self._dim = spec.dim
+        self._max_tokens = spec.max_tokens
 
     @property
     def device(self) -> str:
         return str(self.model.device)
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int) -> Encoded:
         import torch
 
+        lengths = [len(e.ids) for e in self._counter.encode_batch(texts)]
+        cut = [min(n, self._max_tokens) for n in lengths]
+        out = np.empty((len(texts), self._dim), dtype=np.float32)
+        padded = 0
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast):
-            vectors = self.model.encode(
-                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
-            )
-        return np.asarray(vectors.float().cpu().numpy(), dtype=np.float32)
-
-    def token_counts(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self._counter.encode_batch(texts)]
+            for rows in token_batches(cut, TOKEN_BUDGET, batch_size):
+                vectors = self.model.encode(
+                    [texts[i] for i in rows], batch_size=len(rows), convert_to_tensor=True,
+                    show_progress_bar=False,
+                )
+                out[rows] = vectors.float().cpu().numpy()
+                padded += len(rows) * max(cut[i] for i in rows)
+        return Encoded(out, sum(n > self._max_tokens for n in lengths), sum(cut), padded)
