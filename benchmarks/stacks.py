@@ -83,8 +83,8 @@ def ours(backend: str) -> Callable[[str, Docs, dict[str, str], str], Result]:
         from minilm_qdrant import Collection, Document, Embedder
 
         start = time.perf_counter()
-        embedder = Embedder("all-MiniLM-L6-v2", backend=backend, batch_size=256)
-        with Collection("bench", embedder, path=store, batch_size=512) as coll:
+        embedder = Embedder("all-MiniLM-L6-v2", backend=backend)  # the defaults users get
+        with Collection("bench", embedder, path=store) as coll:
             coll.upsert(Document(d["text"], {"doc": d["id"]}, id=d["id"]) for d in docs)
             seconds = time.perf_counter() - start
             run = {q: [str(h.id) for h in coll.search(t, k=10)] for q, t in queries.items()}
