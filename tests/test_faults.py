@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from minilm_qdrant import Collection, Document, Embedder, IngestError, InputError
+from minilm_qdrant.backends import Encoded
 from minilm_qdrant.batching import estimated_bytes
 from minilm_qdrant.engines.client import ClientEngine
 
@@ -119,18 +121,20 @@ def test_too_large_document_fails_before_sending(embedder: Embedder) -> None:
 def test_bad_vectors_are_caught_before_sending(
     embedder: Embedder, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = embedder.embed_documents
+    real = embedder.encode_documents
 
-    def broken(texts: list[str], **kwargs: Any) -> np.ndarray:
-        vectors = real(texts, **kwargs)
+    def broken(texts: list[str], **kwargs: Any) -> Encoded:
+        encoded = real(texts, **kwargs)
+        vectors = encoded.vectors
         if kind == "dim":
-            return vectors[:, :-1]
-        vectors[1] = {"nan": np.nan, "inf": np.inf, "zero": 0.0}[kind]
-        return vectors
+            vectors = vectors[:, :-1]
+        else:
+            vectors[1] = {"nan": np.nan, "inf": np.inf, "zero": 0.0}[kind]
+        return dataclasses.replace(encoded, vectors=vectors)
 
     faults = FaultInjector()
     col = faults.collection(embedder, batch_size=3)
-    monkeypatch.setattr(embedder, "embed_documents", broken)
+    monkeypatch.setattr(embedder, "encode_documents", broken)
     with pytest.raises(IngestError) as err:
         col.upsert(DOCS[:3])
     assert "'n1'" in str(err.value) and "not sent" in str(err.value)
