@@ -69,14 +69,14 @@ def langchain(store: str, vectors: np.ndarray, texts: list[str], queries: list[s
 
 def ours(backend: str) -> Any:
     def build(store: str, vectors: np.ndarray, texts: list[str], queries: list[str]) -> Any:
-        from minilm_qdrant import Collection, Embedder
+        from minilm_qdrant import Collection, Document, Embedder
+        from minilm_qdrant.collection import _payload
 
         coll = Collection("bench", Embedder("all-MiniLM-L6-v2", backend=backend), path=store)
-        for a in range(0, len(vectors), 1000):
-            ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(a, a + 1000)][
-                : len(vectors) - a]
-            payloads = [{"text": t, "doc_id": None, "metadata": {}} for t in texts[a:a + 1000]]
-            coll.engine.upsert("bench", ids, vectors[a:a + 1000], payloads)
+        for a in range(0, len(vectors), 1000):  # points exactly as Collection.upsert writes them
+            docs = [Document(t, id=a + i) for i, t in enumerate(texts[a:a + 1000])]
+            coll.engine.upsert("bench", [d.point_id for d in docs], vectors[a:a + 1000],
+                               [_payload(d) for d in docs])
         coll.optimize()
         coll.embedder.load()
         return coll.embedder.embed_query, lambda v: coll.search_vector(v, 10)

@@ -57,8 +57,7 @@ class TorchBackend:
         counter.no_truncation()
         counter.no_padding()
         self._counter = counter
-        self._dim = spec.dim
-        self._max_tokens = spec.max_tokens
+        self.spec = spec
 
     @property
     def device(self) -> str:
@@ -68,8 +67,9 @@ class TorchBackend:
         import torch
 
         lengths = [len(e.ids) for e in self._counter.encode_batch(texts)]
-        cut = [min(n, self._max_tokens) for n in lengths]
-        out = np.empty((len(texts), self._dim), dtype=np.float32)
+        limit = self.spec.max_tokens
+        cut = [min(n, limit) for n in lengths]
+        out = np.empty((len(texts), self.spec.dim), dtype=np.float32)
         padded = 0
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._autocast):
             for rows in token_batches(cut, TOKEN_BUDGET, batch_size):
@@ -79,4 +79,4 @@ class TorchBackend:
                 )
                 out[rows] = vectors.float().cpu().numpy()
                 padded += len(rows) * max(cut[i] for i in rows)
-        return Encoded(out, sum(n > self._max_tokens for n in lengths), sum(cut), padded)
+        return Encoded(out, sum(n > limit for n in lengths), sum(cut), padded)
