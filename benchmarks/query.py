@@ -10,8 +10,11 @@ time as a user sends them, after 20 warm-up queries. Stacks, each in its own pro
 
 - ``langchain``: HuggingFaceEmbeddings + langchain-qdrant ``QdrantVectorStore.similarity_search``
   on qdrant-client local mode (the quick-start setup; ``--lc-python``: its venv, see ingest.py);
-- ours (``auto``, ``torch``, ``onnx``, ``onnx-int8``): ``Collection.search`` on the embedded
-  Edge store, HNSW at the default ``hnsw_ef``.
+- ours (``auto``, ``torch``, ``onnx``, ``onnx-int8``): ``Collection.search_vector`` on the
+  embedded Edge store, dense mode, HNSW at the default ``hnsw_ef``;
+- ours hybrid (``hybrid-auto``, ``hybrid-onnx-int8``): embed + BM25-encode the query, then the
+  hybrid search (dense and BM25 candidates, 100 each, fused by DBSF in the engine), as
+  ``Collection.search`` does by default. The points carry the BM25 vectors of their texts.
 
 Reported: p50/p99 of embed alone, search alone, and the whole call. Writes ``query.md``/``.json``.
 """
@@ -67,25 +70,31 @@ def langchain(store: str, vectors: np.ndarray, texts: list[str], queries: list[s
     return emb.embed_query, lambda v: vs.similarity_search_by_vector(v, k=10)
 
 
-def ours(backend: str) -> Any:
+def ours(backend: str, hybrid: bool = False) -> Any:
     def build(store: str, vectors: np.ndarray, texts: list[str], queries: list[str]) -> Any:
         from minilm_qdrant import Collection, Document, Embedder
-        from minilm_qdrant.collection import _payload
 
         coll = Collection("bench", Embedder("all-MiniLM-L6-v2", backend=backend), path=store)
+        bm25 = coll.sparse
+        assert bm25 is not None
         for a in range(0, len(vectors), 1000):  # points exactly as Collection.upsert writes them
             docs = [Document(t, id=a + i) for i, t in enumerate(texts[a:a + 1000])]
             coll.engine.upsert("bench", [d.point_id for d in docs], vectors[a:a + 1000],
-                               [_payload(d) for d in docs])
+                               [d.payload() for d in docs],
+                               list(bm25.encode_documents([d.text for d in docs])))
         coll.optimize()
         coll.embedder.load()
-        return coll.embedder.embed_query, lambda v: coll.search_vector(v, 10)
+        if not hybrid:
+            return coll.embedder.embed_query, lambda v: coll.search_vector(v, 10, mode="dense")
+        return (lambda q: (coll.embedder.embed_query(q), bm25.encode_query(q)),
+                lambda v: coll.search_vector(v[0], 10, sparse=v[1], mode="hybrid"))
 
     return build
 
 
 BUILDERS: dict[str, Any] = {"langchain": langchain,
-                            **{b: ours(b) for b in ("auto", "torch", "onnx", "onnx-int8")}}
+                            **{b: ours(b) for b in ("auto", "torch", "onnx", "onnx-int8")},
+                            **{f"hybrid-{b}": ours(b, True) for b in ("auto", "onnx-int8")}}
 
 
 def child(stack: str, n: int, count: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import uuid
 
 import numpy as np
 
-from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.engines import CollectionOptions, SearchRequest
 from minilm_qdrant.engines.edge import EdgeEngine
 
 
@@ -26,7 +26,8 @@ def main() -> None:
     ids = [str(uuid.UUID(int=i + 1)) for i in range(len(docs))]
     with tempfile.TemporaryDirectory() as tmp:
         engine = EdgeEngine(tmp)
-        engine.create("s", docs.shape[1], "dot", {}, CollectionOptions(full_scan_threshold=1))
+        options = CollectionOptions(full_scan_threshold=1, sparse=None)
+        engine.create("s", docs.shape[1], "dot", {}, options)
         for a in range(0, len(docs), 1000):
             part = ids[a:a + 1000]
             engine.upsert("s", part, docs[a:a + 1000], [{}] * len(part))
@@ -35,10 +36,12 @@ def main() -> None:
         print(json.dumps({"docs": len(docs), "queries": len(queries),
                           "index_s": round(time.perf_counter() - start, 1),
                           "indexed": engine.indexed_vectors("s")}))
-        exact = [[p.id for p in engine.search("s", q, 10, exact=True)] for q in queries]
+        exact = [[p.id for p in engine.search("s", SearchRequest(10, dense=q, exact=True))]
+                 for q in queries]
         for ef in (None, 32, 64, 128, 256):
             start = time.perf_counter()
-            got = [[p.id for p in engine.search("s", q, 10, hnsw_ef=ef)] for q in queries]
+            got = [[p.id for p in engine.search("s", SearchRequest(10, dense=q, hnsw_ef=ef))]
+                   for q in queries]
             ms = (time.perf_counter() - start) / len(queries) * 1000
             recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, got, strict=True)])
             print(json.dumps({"hnsw_ef": ef or "default (ef_construct 100)",

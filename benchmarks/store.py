@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minilm_qdrant.engines import CollectionOptions, Engine
+from minilm_qdrant.engines import CollectionOptions, Engine, SearchRequest
 
 BATCH = 1000
 CACHE = Path(__file__).parent / ".cache"
@@ -82,7 +82,7 @@ def _queries(source: str, count: int) -> np.ndarray:
 def worker(kind: str, source: str, n: int, queries: int, on_disk: bool) -> dict[str, object]:
     """One engine, one size, in this process (so peak RSS is its own)."""
     qs = _queries(source, queries)
-    options = CollectionOptions(on_disk=True) if on_disk else CollectionOptions()
+    options = CollectionOptions(on_disk=True if on_disk else None, sparse=None)
     out: dict[str, object] = {"engine": kind, "data": source + (" (on disk)" if on_disk else ""),
                               "n": n}
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
@@ -109,7 +109,7 @@ def worker(kind: str, source: str, n: int, queries: int, on_disk: bool) -> dict[
             times, found = [], []
             for q in qs:
                 t = time.perf_counter()
-                hits = engine.search("bench", q, 10, exact=exact)
+                hits = engine.search("bench", SearchRequest(10, dense=q, exact=exact))
                 times.append((time.perf_counter() - t) * 1000)
                 found.append([h.id for h in hits])
             name = "exact" if exact else "hnsw"

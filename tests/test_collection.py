@@ -52,10 +52,12 @@ def store(request: pytest.FixtureRequest, tmp_path) -> str:
 def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, store: str) -> None:
     with Collection("docs", embedder, path=store) as col:
         info = col.engine.info("docs")
-    assert info is not None and (info.size, info.distance) == (384, "dot")
+    assert info is not None and (info.size, info.distance, info.sparse) == (384, "dot", True)
     assert info.metadata[FINGERPRINT_KEY] == {
         "model": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "pooling": "mean",
         "normalize": True, "distance": "dot",
+        "sparse": {"kind": "bm25", "language": "english", "k": 1.2, "b": 0.75, "avg_len": 256.0,
+                   "tokenizer": "word"},
     }
 
 
@@ -63,10 +65,12 @@ def test_upsert_and_search(embedder: Embedder, location: str) -> None:
     col = Collection("docs", embedder, path=location, batch_size=3)
     report = col.upsert(DOCS)
     assert (report.written, report.failed, report.ok) == (4, 0, True)
-    hits = col.search("a kitten resting on a rug", k=2)
+    hits = col.search("a kitten resting on a rug", k=2)  # hybrid: the default
     assert hits[0].id == "cat" and hits[0].metadata == {"kind": "animal"}
     assert hits[0].score > hits[1].score
-    # Scores are the raw dot product of the normalised vectors.
+    hits = col.search("a kitten resting on a rug", k=2, mode="dense")
+    assert hits[0].id == "cat"
+    # Dense scores are the raw dot product of the normalised vectors.
     expected = float(embedder.embed_query("a kitten resting on a rug")
                      @ embedder.embed_documents([DOCS[0].text])[0])
     assert hits[0].score == pytest.approx(expected, abs=1e-4)

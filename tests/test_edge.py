@@ -12,6 +12,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from minilm_qdrant import Collection, CollectionOptions, Document, Embedder
+from minilm_qdrant.engines import SearchRequest
 from minilm_qdrant.engines.client import ClientEngine
 from minilm_qdrant.engines.edge import EdgeEngine, is_client_local_store
 from minilm_qdrant.engines.open import open_engine
@@ -82,7 +83,7 @@ def test_optimize_builds_hnsw_with_high_recall(tmp_path) -> None:
     ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(len(vectors))]
     engine = EdgeEngine(tmp_path)
     try:
-        engine.create("v", 384, "dot", {}, CollectionOptions(full_scan_threshold=100))
+        engine.create("v", 384, "dot", {}, CollectionOptions(full_scan_threshold=100, sparse=None))
         for a in range(0, len(ids), 1000):
             engine.upsert("v", ids[a:a + 1000], vectors[a:a + 1000], [{}] * len(ids[a:a + 1000]))
         assert engine.indexed_vectors("v") == 0
@@ -90,8 +91,9 @@ def test_optimize_builds_hnsw_with_high_recall(tmp_path) -> None:
         assert engine.indexed_vectors("v") == len(ids)
         found = 0
         for q in vectors[:20]:
-            exact = {p.id for p in engine.search("v", q, 10, exact=True)}
-            found += len(exact & {p.id for p in engine.search("v", q, 10, hnsw_ef=128)})
+            exact = {p.id for p in engine.search("v", SearchRequest(10, dense=q, exact=True))}
+            approx = engine.search("v", SearchRequest(10, dense=q, hnsw_ef=128))
+            found += len(exact & {p.id for p in approx})
         assert found / 200 >= 0.9
     finally:
         engine.close()

@@ -101,7 +101,7 @@ def test_estimate_covers_the_real_request_size(embedder: Embedder) -> None:
             Document('quotes " and \\ backslashes \n' * 50, id="c")]
     col.upsert(docs)
     for doc, sent in zip(docs, faults.upserts, strict=True):
-        assert sent.size <= estimated_bytes(doc, embedder.dim)
+        assert sent.size <= estimated_bytes(doc, embedder.dim, sparse=True)
 
 
 def test_too_large_document_fails_before_sending(embedder: Embedder) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -20,6 +21,8 @@ T = TypeVar("T")
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """Request bound per batch: well under Qdrant's 32 MiB limit, near its ~5 MB advice."""
 _BYTES_PER_FLOAT = 25  # a float32 written as JSON text with separator (measured: 22-24)
+_SPARSE_BYTES_PER_TERM = 24  # an index (<= 10 digits) and a float32 value as JSON text
+_WORD = re.compile(r"\w+")
 
 
 def bounded(
@@ -52,9 +55,9 @@ def bounded(
         yield batch
 
 
-def point_bytes(payload_bytes: int, dim: int) -> int:
-    """Estimated bytes of one point in a JSON request: payload, vector as text, overhead."""
-    return payload_bytes + dim * _BYTES_PER_FLOAT + 200
+def point_bytes(payload_bytes: int, dim: int, sparse_terms: int = 0) -> int:
+    """Estimated bytes of one point in a JSON request: payload, vectors as text, overhead."""
+    return payload_bytes + dim * _BYTES_PER_FLOAT + sparse_terms * _SPARSE_BYTES_PER_TERM + 200
 
 
 def payload_bytes(payload: dict[str, Any]) -> int:
@@ -79,7 +82,7 @@ def name(doc: Document) -> str:
     return repr(doc.id) if doc.id is not None else repr(str(doc.text)[:40])
 
 
-def problem(doc: object, dim: int, max_bytes: int) -> str | None:
+def problem(doc: object, dim: int, max_bytes: int, sparse: bool = False) -> str | None:
     """Why a document cannot be sent, or None."""
     if not isinstance(doc, Document):
         return f"expected a Document, got {type(doc).__name__}"
@@ -92,7 +95,7 @@ def problem(doc: object, dim: int, max_bytes: int) -> str | None:
             doc.text.encode("utf-8")
         except UnicodeEncodeError as exc:
             return f"document {name(doc)} has an unpaired surrogate at character {exc.start}"
-    cost = estimated_bytes(doc, dim)
+    cost = estimated_bytes(doc, dim, sparse)
     if cost > max_bytes:
         return (
             f"document {name(doc)} needs about {cost:,} bytes, over the {max_bytes:,}-byte "
@@ -102,10 +105,13 @@ def problem(doc: object, dim: int, max_bytes: int) -> str | None:
     return None
 
 
-def estimated_bytes(doc: Document, dim: int) -> int:
+def estimated_bytes(doc: Document, dim: int, sparse: bool = False) -> int:
+    """Estimated request bytes of a document's point (with its BM25 vector when ``sparse``)."""
     meta = json.dumps(doc.metadata, default=str, ensure_ascii=False)
-    text = len(doc.text.encode("utf-8", "surrogatepass")) * 2  # JSON escapes can double it
-    return point_bytes(text + len(meta), dim)
+    raw = len(doc.text.encode("utf-8", "surrogatepass")) * 2  # JSON escapes can double it
+    # BM25 has at most one term per distinct word (stopwords and stems only merge them)
+    terms = len(set(_WORD.findall(doc.text))) if sparse else 0
+    return point_bytes(raw + len(meta), dim, terms)
 
 
 def check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from qdrant_client import models
 from tqdm import tqdm
 
 from minilm_qdrant import eval as beir
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
 from minilm_qdrant.embedder import Embedder
-from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.engines import FUSIONS, MODES, CollectionOptions, Fusion, Mode
 from minilm_qdrant.errors import MiniLMQdrantError
 from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL, Pooling
 from minilm_qdrant.readers import ReadStats, count_lines, read_documents
@@ -53,6 +54,16 @@ BackendOpt = Annotated[
 PoolingOpt = Annotated[
     str | None, typer.Option("--pooling", help="Override the model's pooling (mean or cls).")
 ]
+ModeOpt = Annotated[str | None, typer.Option(
+    "--mode", help="hybrid, dense or sparse [default: hybrid where the collection has BM25 "
+    "sparse vectors, else dense].")]
+FusionOpt = Annotated[str, typer.Option(
+    "--fusion", help="How hybrid fuses dense and BM25 in Qdrant: dbsf or rrf.")]
+PrefetchOpt = Annotated[int, typer.Option(
+    "--prefetch", min=1, help="Candidates from each side before fusion or MMR.")]
+WhereOpt = Annotated[list[str] | None, typer.Option(
+    "--where", help="Metadata filter KEY=VALUE (repeatable, all must match; VALUE as JSON "
+    "when it parses: 3, true, \"x\").")]
 
 
 @app.callback()
@@ -96,13 +107,48 @@ def _errors() -> Iterator[None]:
 def _open(
     collection: str, path: str | None, url: str | None, api_key: str | None,
     allow_insecure: bool, embedder: Embedder | None, create: bool, backend: str = "torch",
+    options: CollectionOptions | None = None,
 ) -> Collection:
     if url and path:
         raise typer.BadParameter("give either --path or --url, not both")
     return Collection(
         collection, embedder, path=None if url else (path or DEFAULT_PATH), url=url,
         api_key=api_key, allow_insecure=allow_insecure, create=create, backend=backend,
+        options=options,
     )
+
+
+def _mode(mode: str | None) -> Mode | None:
+    if mode is not None and mode not in MODES:
+        raise typer.BadParameter(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+def _fusion(fusion: str) -> Fusion:
+    if fusion not in FUSIONS:
+        raise typer.BadParameter(f"--fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
+    return fusion
+
+
+def _where(where: list[str] | None) -> models.Filter | None:
+    """``KEY=VALUE`` options -> a filter on ``metadata.KEY`` (all must match)."""
+    if not where:
+        return None
+    must: list[Any] = []
+    for item in where:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--where takes KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if not isinstance(value, (str, int, bool)):
+            raise typer.BadParameter(
+                f"--where {item!r}: VALUE must be a string, an integer or true/false")
+        must.append(models.FieldCondition(
+            key=f"metadata.{key.strip()}", match=models.MatchValue(value=value)))
+    return models.Filter(must=must)
 
 
 def _embedder(
@@ -135,6 +181,9 @@ def index(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip and count bad lines.")
     ] = False,
+    dense_only: Annotated[bool, typer.Option(
+        "--dense-only", help="A new collection without BM25 sparse vectors (no hybrid).")
+    ] = False,
 ) -> None:
     """Embed a file's documents and store them (rerunning it never duplicates)."""
     with _errors():
@@ -142,8 +191,9 @@ def index(
         stats = ReadStats()
         docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
         total = count_lines(file) if file.is_file() else None
+        options = CollectionOptions(sparse=None) if dense_only else None
         with _open(
-            collection, path, url, api_key, allow_insecure, embedder, True, backend
+            collection, path, url, api_key, allow_insecure, embedder, True, backend, options
         ) as col, \
                 _progress(total, "doc", "indexing") as bar:
             report = col.upsert(docs, on_progress=bar.update)
@@ -182,14 +232,24 @@ def search(
     hnsw_ef: Annotated[
         int | None, typer.Option("--hnsw-ef", min=1, help="HNSW search breadth.")
     ] = None,
+    mode: ModeOpt = None,
+    fusion: FusionOpt = "dbsf",
+    prefetch: PrefetchOpt = 100,
+    diversity: Annotated[float, typer.Option(
+        "--diversity", min=0.0, max=1.0, help="MMR in Qdrant: 0 relevance only, 1 diversity.")
+    ] = 0.0,
+    where: WhereOpt = None,
 ) -> None:
-    """Search a collection; scores are raw similarities, higher = closer."""
+    """Search a collection (hybrid by default); higher score = closer (see README)."""
     with _errors():
         embedder = _embedder(model, pooling, backend)
         with _open(
             collection, path, url, api_key, allow_insecure, embedder, False, backend
         ) as col:
-            hits = col.search(query, k, exact=exact, hnsw_ef=hnsw_ef)
+            hits = col.search(
+                query, k, mode=_mode(mode), fusion=_fusion(fusion), prefetch=prefetch,
+                diversity=diversity, query_filter=_where(where), exact=exact, hnsw_ef=hnsw_ef,
+            )
         if as_json:
             typer.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
             return
@@ -213,6 +273,9 @@ def eval_(
         "--collection", "-c", help="Collection name [default: beir-DIRNAME].")] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Cutoff of NDCG, Recall and MRR.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    mode: ModeOpt = None,
+    fusion: FusionOpt = "dbsf",
+    prefetch: PrefetchOpt = 100,
 ) -> None:
     """Measure retrieval quality on a BEIR data set through the real index and search path."""
     with _errors():
@@ -230,7 +293,10 @@ def eval_(
         ) as col, \
                 _progress(len(data.doc_ids), "doc", "indexing") as index_bar, \
                 _progress(len(data.queries), "query", "querying") as query_bar:
-            result = beir.evaluate(col, data, k, index_bar.update, query_bar.update)
+            result = beir.evaluate(
+                col, data, k, index_bar.update, query_bar.update, mode=_mode(mode),
+                fusion=_fusion(fusion), prefetch=prefetch,
+            )
         if result.truncated:
             typer.echo(f"warning: {result.truncated} documents were truncated to the model's "
                        f"limit of {embedder.spec.max_tokens} word pieces", err=True)
@@ -240,10 +306,33 @@ def eval_(
             return
         reused = " (reused the existing index)" if result.reused_index else ""
         typer.echo(f"{directory} split {split!r}: {result.queries} queries, "
-                   f"{len(data.doc_ids)} documents, {result.model} ({result.backend}){reused}")
+                   f"{len(data.doc_ids)} documents, {result.model} ({result.backend}), "
+                   f"{result.mode} search{reused}")
         for key, value in figures.items():
-            if key not in ("model", "backend", "queries"):
+            if key not in ("model", "backend", "queries", "mode"):
                 typer.echo(f"  {key:<14} {value}")
+
+
+@app.command()
+def delete(
+    ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
+    where: WhereOpt = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+) -> None:
+    """Delete documents by id, or by metadata (--where KEY=VALUE); nothing is re-embedded."""
+    with _errors():
+        flt = _where(where)
+        if bool(ids) == (flt is not None):
+            raise typer.BadParameter("give document ids or --where KEY=VALUE (one of them)")
+        with _open(collection, path, url, api_key, allow_insecure, None, False) as col:
+            deleted = col.delete(flt if flt is not None else ids or [])
+            left = col.count()
+        typer.echo(f"Deleted {deleted} documents from {collection!r} ({col.where}); "
+                   f"{left} left.")
 
 
 @app.command()

@@ -1,13 +1,16 @@
 """`Collection`: a Qdrant collection sized, scored and fingerprinted for one embedder.
 
 It creates or validates the collection (models are never mixed in one), ingests documents in
-count- and byte-bounded batches with retries, and searches. It does not know which engine it
-drives: a Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
+count- and byte-bounded batches with retries (dense vectors and BM25 sparse vectors in the same
+write), searches (dense, sparse, or hybrid fused in the engine; MMR), and gets, deletes and
+updates documents by the caller's ids or by filter. It does not know which engine it drives: a
+Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
 from minilm_qdrant import retry
 from minilm_qdrant.batching import (
@@ -28,9 +31,18 @@ from minilm_qdrant.batching import (
     preview,
     problem,
 )
-from minilm_qdrant.documents import Document, Hit
+from minilm_qdrant.documents import METADATA_KEY, Document, Hit, point_id
 from minilm_qdrant.embedder import Embedder
-from minilm_qdrant.engines import CollectionOptions, Engine
+from minilm_qdrant.engines import (
+    FUSIONS,
+    MODES,
+    CollectionOptions,
+    Engine,
+    Fusion,
+    Mode,
+    SearchRequest,
+    Sparse,
+)
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import (
     CollectionMismatch,
@@ -41,6 +53,7 @@ from minilm_qdrant.errors import (
 )
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.pipeline import StageError, staged
+from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
 
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
@@ -83,7 +96,8 @@ class Collection:
         path / url / api_key / client / engine: where the collection lives (one of them);
             default an in-memory store. ``path=DIR`` is the embedded Qdrant Edge store (or
             qdrant-client local mode where DIR already holds one); ``path=":memory:"`` works.
-        options: pass-through settings used when the collection is created.
+        options: settings used when the collection is created (scale; ``sparse``: the BM25
+            settings, default English, or None for a dense-only collection).
         create: create the collection when missing (else `CollectionNotFound`).
         batch_size / max_batch_bytes: ingest batches are bounded by both; a batch is also
             the window in which texts are sorted by length for embedding.
@@ -121,6 +135,9 @@ class Collection:
             path=path, url=url, api_key=api_key, client=client, allow_insecure=allow_insecure
         )
         self.backend = backend
+        self.sparse: Bm25Encoder | None = None
+        """The BM25 encoder of a collection with sparse vectors (settings from its
+        fingerprint), else None."""
         try:
             self.embedder = self._open(embedder, options or CollectionOptions(), create)
         except BaseException:
@@ -160,10 +177,13 @@ class Collection:
                 )
             embedder = embedder or Embedder(DEFAULT_MODEL, backend=self.backend)
             spec = embedder.spec
+            fingerprint = spec.fingerprint()
+            if options.sparse is not None:
+                self.sparse = Bm25Encoder(options.sparse)  # bad settings fail before creating
+                fingerprint["sparse"] = options.sparse.as_dict()
             self._call(
                 lambda: self.engine.create(
-                    self.name, spec.dim, spec.distance, {FINGERPRINT_KEY: spec.fingerprint()},
-                    options,
+                    self.name, spec.dim, spec.distance, {FINGERPRINT_KEY: fingerprint}, options,
                 ),
                 f"creating collection {self.name!r}",
             )
@@ -175,6 +195,15 @@ class Collection:
                 f"no fingerprint; size={info.size}, distance={info.distance}), so its model is "
                 "unknown; use another --collection name."
             )
+        sparse = stored.get("sparse")
+        stored = {k: v for k, v in stored.items() if k != "sparse"}
+        if sparse is not None:
+            if not info.sparse:
+                raise CollectionMismatch(
+                    f"Collection {self.name!r} at {self.where} records BM25 settings but has no "
+                    "'bm25' sparse vector; it was not made by this version: re-index it."
+                )
+            self.sparse = Bm25Encoder(Bm25Settings.from_dict(sparse))
         if embedder is None:
             embedder = Embedder(
                 stored["model"], pooling=stored["pooling"], normalize=stored["normalize"],
@@ -212,7 +241,9 @@ class Collection:
         seen: set[str] = set()
         batch: list[Document] = []
 
-        def embed(batch: list[Document]) -> tuple[list[Document], np.ndarray]:
+        def embed(
+            batch: list[Document],
+        ) -> tuple[list[Document], np.ndarray, list[Sparse] | None]:
             unique = {doc.point_id: doc for doc in batch}  # last one wins
             report.duplicates += len(batch) - len(unique)
             report.duplicates += sum(pid in seen for pid in unique)
@@ -223,15 +254,19 @@ class Collection:
             report.tokens += encoded.tokens
             report.padded_tokens += encoded.padded
             check_vectors(encoded.vectors, docs, self.embedder.dim)
-            return docs, encoded.vectors
+            sparse: list[Sparse] | None = None
+            if self.sparse:
+                sparse = list(self.sparse.encode_documents([d.text for d in docs]))
+            return docs, encoded.vectors, sparse  # written together: never one without the other
 
         try:
             # embedding of the next batch overlaps the write of this one (pipeline.py)
-            for batch, (docs, vectors) in staged(self._batches(documents), embed):
+            for batch, (docs, vectors, sparse) in staged(self._batches(documents), embed):
                 ids = [d.point_id for d in docs]
-                payloads = [_payload(d) for d in docs]
+                payloads = [d.payload() for d in docs]
                 self._call(
-                    functools.partial(self.engine.upsert, self.name, ids, vectors, payloads),
+                    functools.partial(
+                        self.engine.upsert, self.name, ids, vectors, payloads, sparse),
                     f"writing {len(docs)} points to {self.name!r}",
                     report,
                 )
@@ -282,59 +317,163 @@ class Collection:
         A document that cannot be sent (not a `Document`, empty text, too large for one
         request) is refused before sending; the documents before it are yielded first.
         """
-        dim, max_bytes = self.embedder.dim, self.max_batch_bytes
+        dim, max_bytes, sparse = self.embedder.dim, self.max_batch_bytes, self.sparse is not None
 
         def cost(doc: object) -> int:
-            why = problem(doc, dim, max_bytes)
+            why = problem(doc, dim, max_bytes, sparse)
             if why:
                 raise Refused(why, doc)
-            return estimated_bytes(doc, dim)  # type: ignore[arg-type]
+            return estimated_bytes(doc, dim, sparse)  # type: ignore[arg-type]
 
         return bounded(documents, cost, self.batch_size, max_bytes)
 
-    def search(
-        self, query: str, k: int = 10, *, query_filter: Any | None = None, exact: bool = False,
-        hnsw_ef: int | None = None,
-    ) -> list[Hit]:
-        """The k documents most similar to ``query``, best first (higher score = closer).
+    @property
+    def default_mode(self) -> Mode:
+        """``hybrid`` where the collection has BM25 sparse vectors, else ``dense``."""
+        return "hybrid" if self.sparse is not None else "dense"
 
-        ``exact`` scans every vector; ``hnsw_ef`` widens the HNSW search (recall vs speed).
+    def search(
+        self, query: str, k: int = 10, *, mode: Mode | None = None,
+        query_filter: models.Filter | None = None, fusion: Fusion = "dbsf", prefetch: int = 100,
+        diversity: float = 0.0, exact: bool = False, hnsw_ef: int | None = None,
+    ) -> list[Hit]:
+        """The k best documents for ``query``, best first (higher score = closer).
+
+        ``mode``: ``hybrid`` (default where the collection has sparse vectors: dense and BM25
+        candidates, ``prefetch`` from each, fused in the engine by ``dbsf`` or ``rrf``),
+        ``dense`` or ``sparse``. ``diversity`` (0-1) re-ranks the candidates by MMR in the
+        engine. ``query_filter`` applies to every stage. ``exact`` scans every dense vector;
+        ``hnsw_ef`` widens the HNSW search (recall vs speed).
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the search query is empty")
+        mode = self.resolve_mode(mode)
+        dense = self.embedder.embed_query(query) if mode != "sparse" or diversity else None
+        sparse = self.sparse.encode_query(query) if self.sparse and mode != "dense" else None
         return self.search_vector(
-            self.embedder.embed_query(query), k, query_filter=query_filter, exact=exact,
-            hnsw_ef=hnsw_ef,
+            dense, k, sparse=sparse, mode=mode, query_filter=query_filter, fusion=fusion,
+            prefetch=prefetch, diversity=diversity, exact=exact, hnsw_ef=hnsw_ef,
         )
 
     def search_vector(
-        self, vector: np.ndarray, k: int = 10, *, query_filter: Any | None = None,
+        self, vector: np.ndarray | None, k: int = 10, *, sparse: Sparse | None = None,
+        mode: Mode | None = None, query_filter: models.Filter | None = None,
+        fusion: Fusion = "dbsf", prefetch: int = 100, diversity: float = 0.0,
         exact: bool = False, hnsw_ef: int | None = None,
     ) -> list[Hit]:
-        """Search with an already embedded query vector."""
-        if k < 1:
-            raise InputError(f"k must be >= 1, got {k}")
-        points = self._call(
-            lambda: self.engine.search(self.name, vector, k, query_filter, exact, hnsw_ef),
-            f"searching {self.name!r}",
+        """Search with already encoded query vectors (dense and/or BM25 sparse).
+
+        ``mode`` defaults to what is given: both -> hybrid, one -> that one.
+        """
+        if mode is None:
+            mode = "dense" if sparse is None else "sparse" if vector is None else "hybrid"
+        request = SearchRequest(
+            k=k, mode=self.resolve_mode(mode), dense=vector, sparse=sparse, fusion=fusion,
+            prefetch=prefetch, diversity=diversity, query_filter=query_filter, exact=exact,
+            hnsw_ef=hnsw_ef,
         )
-        return [
-            Hit(
-                id=p.payload.get("doc_id") if p.payload.get("doc_id") is not None else p.id,
-                score=float(p.score or 0.0),
-                text=p.payload.get("text", ""),
-                metadata=p.payload.get("metadata") or {},
+        _check(request)
+        points = self._call(lambda: self.engine.search(self.name, request),
+                            f"searching {self.name!r}")
+        return [Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points]
+
+    def resolve_mode(self, mode: Mode | None) -> Mode:
+        """``mode``, or the default; a mode this collection cannot run raises `InputError`."""
+        if mode is None:
+            return self.default_mode
+        if mode not in MODES:
+            raise InputError(f"search mode {mode!r} is not one of {', '.join(MODES)}")
+        if mode != "dense" and self.sparse is None:
+            raise InputError(
+                f"Collection {self.name!r} at {self.where} has no BM25 sparse vectors (it was "
+                f"made dense-only, or before hybrid search), so mode {mode!r} cannot run: search "
+                "it with mode 'dense' (--mode dense), or index the documents into a new "
+                "collection, which gets sparse vectors by default."
             )
-            for p in points
-        ]
+        return mode
 
-    def count(self) -> int:
-        return int(self._call(lambda: self.engine.count(self.name), f"counting {self.name!r}"))
+    def count(self, query_filter: models.Filter | None = None) -> int:
+        """Points in the collection (matching ``query_filter`` when given)."""
+        return int(self._call(lambda: self.engine.count(self.name, query_filter),
+                              f"counting {self.name!r}"))
 
-    def delete(self, ids: Iterable[str | int]) -> None:
-        """Delete documents by the caller's ids."""
-        point_ids = [Document(text="", id=i).point_id for i in ids]
-        self._call(lambda: self.engine.delete(self.name, point_ids), f"deleting from {self.name!r}")
+    def get(self, ids: Iterable[str | int]) -> list[Document]:
+        """The stored documents with these (caller's) ids, in the order asked; ids not stored
+        are absent from the result."""
+        wanted = [point_id(i) for i in _ids(ids)]
+        points = self._call(lambda: self.engine.retrieve(self.name, wanted),
+                            f"reading from {self.name!r}")
+        found = {p.id: p for p in points}
+        return [Document.from_payload(found[pid].payload) for pid in dict.fromkeys(wanted)
+                if pid in found]
+
+    def delete(self, where: Iterable[str | int] | models.Filter) -> int:
+        """Delete documents by the caller's ids or by a filter; returns how many were."""
+        selected, n = self._select(where)
+        if not n:
+            return 0
+        if isinstance(selected, models.Filter):
+            self._call(lambda: self.engine.delete_by_filter(self.name, selected),
+                       f"deleting from {self.name!r}")
+        else:
+            self._call(lambda: self.engine.delete(self.name, selected),
+                       f"deleting from {self.name!r}")
+        return n
+
+    def set_metadata(
+        self, where: Iterable[str | int] | models.Filter, values: dict[str, Any]
+    ) -> int:
+        """Set metadata keys (merged into each document's metadata; nothing is re-embedded)
+        on documents chosen by the caller's ids or by a filter; returns how many matched."""
+        if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+            raise InputError("metadata values must be a dict with string keys")
+        try:
+            json.dumps(values, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"metadata {preview(list(values))} cannot be stored: {exc}") from None
+        selected, n = self._select(where)
+        if n:
+            ids = None if isinstance(selected, models.Filter) else selected
+            flt = selected if isinstance(selected, models.Filter) else None
+            self._call(lambda: self.engine.set_payload(
+                self.name, values, METADATA_KEY, ids=ids, query_filter=flt),
+                f"updating metadata in {self.name!r}")
+        return n
+
+    def _select(
+        self, where: Iterable[str | int] | models.Filter
+    ) -> tuple[list[str] | models.Filter, int]:
+        """Point ids that exist (for caller's ids) or the filter, and how many points match."""
+        if isinstance(where, models.Filter):
+            return where, self.count(where)
+        wanted = list(dict.fromkeys(point_id(i) for i in _ids(where)))
+        found = self._call(lambda: self.engine.retrieve(self.name, wanted),
+                           f"reading from {self.name!r}") if wanted else []
+        existing = [p.id for p in found]
+        return existing, len(existing)
+
+
+def _ids(ids: Iterable[str | int]) -> list[str | int]:
+    if isinstance(ids, (str, int)):
+        return [ids]  # one id, not its characters
+    if isinstance(ids, dict):
+        raise InputError("give ids as a list, or a filter as qdrant_client.models.Filter")
+    out = list(ids)
+    for i in out:
+        if not isinstance(i, (str, int)) or isinstance(i, bool):
+            raise InputError(f"document id {i!r} is not a string or an integer")
+    return out
+
+
+def _check(r: SearchRequest) -> None:
+    if r.k < 1:
+        raise InputError(f"k must be >= 1, got {r.k}")
+    if r.fusion not in FUSIONS:
+        raise InputError(f"fusion {r.fusion!r} is not one of {', '.join(FUSIONS)}")
+    if r.prefetch < 1:
+        raise InputError(f"prefetch must be >= 1, got {r.prefetch}")
+    if not 0.0 <= r.diversity <= 1.0:
+        raise InputError(f"diversity must be between 0 and 1, got {r.diversity}")
 
 
 def _redact(url: str) -> str:
@@ -343,10 +482,6 @@ def _redact(url: str) -> str:
         return url.split("?")[0].rpartition("@")[2]
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-
-
-def _payload(doc: Document) -> dict[str, Any]:
-    return {"text": doc.text, "doc_id": doc.id, "metadata": doc.metadata}
 
 
 def _describe(fp: dict[str, Any]) -> str:

@@ -6,6 +6,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+TEXT_KEY, ID_KEY, METADATA_KEY = "text", "doc_id", "metadata"
+"""The payload layout of every point: the text, the caller's id, the metadata object."""
+
 ID_NAMESPACE = uuid.UUID("6f0b3c1e-2d7a-5b8e-9c4f-1a2b3c4d5e6f")
 
 
@@ -23,18 +26,42 @@ class Document:
 
         The same ingest run twice writes the same ids, so it never duplicates a point.
         """
-        key = f"id:{self.id}" if self.id is not None else f"text:{self.text}"
-        return str(uuid.uuid5(ID_NAMESPACE, key))
+        if self.id is not None:
+            return point_id(self.id)
+        return str(uuid.uuid5(ID_NAMESPACE, f"text:{self.text}"))
+
+    def payload(self) -> dict[str, Any]:
+        """The point's payload (filters address metadata as ``metadata.<key>``)."""
+        return {TEXT_KEY: self.text, ID_KEY: self.id, METADATA_KEY: self.metadata}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Document:
+        return cls(payload.get(TEXT_KEY, ""), payload.get(METADATA_KEY) or {},
+                   payload.get(ID_KEY))
+
+
+def point_id(doc_id: str | int) -> str:
+    """The Qdrant point id of the document with the caller's id ``doc_id``."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"id:{doc_id}"))
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result; ``score`` is the raw similarity, higher = more similar."""
+    """One search result; higher ``score`` = closer. Dense: the raw similarity; sparse: the
+    BM25 score; hybrid: the fused score (DBSF: sum of per-side normalised scores, 0-2; RRF:
+    sum of 1 / (k + rank))."""
 
     id: str | int
     score: float
     text: str
     metadata: dict[str, Any]
+
+    @classmethod
+    def from_point(cls, pid: str, score: float, payload: dict[str, Any]) -> Hit:
+        """A hit from a stored point: the caller's id where there is one, else the point id."""
+        doc_id = payload.get(ID_KEY)
+        return cls(doc_id if doc_id is not None else pid, score, payload.get(TEXT_KEY, ""),
+                   payload.get(METADATA_KEY) or {})
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}

@@ -3,8 +3,9 @@
 A BEIR directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
 (``_id``, ``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``). The
 corpus is indexed through a `Collection`, every judged query is embedded with the embedder's
-query path and searched with `Collection.search_vector` (the path `search` takes), and the run
-is scored by trec_eval's measures through ``ir-measures`` (no hand-written formulas).
+query path (and BM25-encoded for sparse and hybrid modes) and searched with
+`Collection.search_vector` (the path `search` takes), and the run is scored by trec_eval's
+measures through ``ir-measures`` (no hand-written formulas).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ir_measures import AP, RR, R, nDCG
 
 from minilm_qdrant.collection import Collection, UpsertReport
 from minilm_qdrant.documents import Document
+from minilm_qdrant.engines import Fusion, Mode
 from minilm_qdrant.errors import CollectionMismatch, InputError
 from minilm_qdrant.readers import ReadStats, read_documents
 
@@ -160,6 +162,7 @@ class EvalResult:
     query_ms: list[float] = field(repr=False)
     model: str
     backend: str
+    mode: str = "dense"
     reused_index: bool = False
     truncated: int = 0
     """Documents truncated to the model's token limit while indexing."""
@@ -170,7 +173,7 @@ class EvalResult:
             **{name: round(v, 4) for name, v in self.scores.items()},
             "queries": self.queries, "index_seconds": round(self.index_seconds, 2),
             "query_ms_p50": round(float(p50), 2), "query_ms_p99": round(float(p99), 2),
-            "model": self.model, "backend": self.backend,
+            "model": self.model, "backend": self.backend, "mode": self.mode,
         }
 
 
@@ -193,18 +196,25 @@ def ensure_indexed(
 
 def run_queries(
     collection: Collection, queries: dict[str, str], depth: int = DEPTH,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None, *, mode: Mode | None = None,
+    fusion: Fusion = "dbsf", prefetch: int = DEPTH,
 ) -> tuple[Run, list[float]]:
-    """Search every query (embedded in batches); the run and each search's milliseconds."""
+    """Search every query (embedded in batches); the run and each search's milliseconds
+    (the engine's search alone: query encoding is outside the timer)."""
     run: Run = {}
     millis: list[float] = []
     ids = list(queries)
+    mode = collection.resolve_mode(mode)
+    bm25 = collection.sparse if mode != "dense" else None
     for start in range(0, len(ids), QUERY_CHUNK):
         chunk = ids[start:start + QUERY_CHUNK]
-        vectors = collection.embedder.embed_queries([queries[q] for q in chunk])
+        vectors: Any = [None] * len(chunk) if mode == "sparse" else \
+            collection.embedder.embed_queries([queries[q] for q in chunk])
         for qid, vector in zip(chunk, vectors, strict=True):
+            sparse = bm25.encode_query(queries[qid]) if bm25 else None
             began = time.perf_counter()
-            hits = collection.search_vector(vector, depth)
+            hits = collection.search_vector(
+                vector, depth, sparse=sparse, mode=mode, fusion=fusion, prefetch=prefetch)
             millis.append((time.perf_counter() - began) * 1000)
             run[qid] = {str(hit.id): hit.score for hit in hits}
             if on_progress:
@@ -215,18 +225,24 @@ def run_queries(
 def evaluate(
     collection: Collection, data: BeirDataset, k: int = 10,
     on_index: Callable[[int], None] | None = None,
-    on_query: Callable[[int], None] | None = None,
+    on_query: Callable[[int], None] | None = None, *, mode: Mode | None = None,
+    fusion: Fusion = "dbsf", prefetch: int = DEPTH,
 ) -> EvalResult:
-    """Index (or reuse), search every judged query, and score the run."""
+    """Index (or reuse), search every judged query (``mode``: the collection's default,
+    hybrid where it has sparse vectors), and score the run."""
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
+    mode = collection.resolve_mode(mode)  # a mode the collection cannot run fails before indexing
     collection.embedder.load()  # weights load outside the timed index and queries
     report = ensure_indexed(collection, data, on_index)
-    run, millis = run_queries(collection, data.queries, max(k, DEPTH), on_query)
+    run, millis = run_queries(collection, data.queries, max(k, DEPTH), on_query, mode=mode,
+                              fusion=fusion, prefetch=prefetch)
     embedder = collection.embedder
+    label = f"hybrid-{fusion}" if mode == "hybrid" else mode
     return EvalResult(
         metrics(data.qrels, run, k), len(data.queries), report.seconds if report else 0.0,
-        millis, embedder.spec.name, embedder.backend_name, reused_index=report is None,
+        millis, embedder.spec.name, embedder.backend_name, mode=label,
+        reused_index=report is None,
         truncated=report.truncated if report else 0,
     )
 

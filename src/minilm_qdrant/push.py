@@ -1,25 +1,28 @@
 """`push`: copy a collection from the embedded store to a Qdrant server or cluster.
 
-Ids, vectors, payloads, payload indexes and the fingerprint are copied as stored (nothing is
-re-embedded); points stream in count- and byte-bounded batches, each retried like an ingest
-batch. Point ids are kept, so a rerun after an interruption completes the copy without
-duplicates. It ends comparing counts.
+Ids, dense and BM25 sparse vectors, payloads, payload indexes and the fingerprint are copied as
+stored (nothing is re-embedded or re-encoded); points stream in count- and byte-bounded
+batches, each retried like an ingest batch. Point ids are kept, so a rerun after an
+interruption completes the copy without duplicates. It ends comparing counts.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from qdrant_client import models
 
 from minilm_qdrant import retry
 from minilm_qdrant.batching import MAX_BATCH_BYTES, bounded, payload_bytes, point_bytes
 from minilm_qdrant.collection import FINGERPRINT_KEY
-from minilm_qdrant.engines import CollectionOptions, Engine, StoredPoint
+from minilm_qdrant.engines import CollectionOptions, Engine, Sparse, StoredPoint
 from minilm_qdrant.engines.client import ClientEngine, connect
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
+from minilm_qdrant.sparse import Bm25Settings
 
 
 @dataclass
@@ -97,16 +100,18 @@ def push(
         target: Engine = ClientEngine(client, where=where)
         try:
             existing = call(lambda: target.info(target_name), f"reading {target_name!r}")
+            sparse = info.sparse and "sparse" in fingerprint
             if existing is None:
+                settings = Bm25Settings.from_dict(fingerprint["sparse"]) if sparse else None
                 call(lambda: target.create(
                     target_name, info.size, info.distance, {FINGERPRINT_KEY: fingerprint},
-                    options or CollectionOptions(),
+                    replace(options or CollectionOptions(), sparse=settings),
                 ), f"creating {target_name!r}")
                 report.created = True
             else:
                 theirs = existing.metadata.get(FINGERPRINT_KEY)
-                if (existing.size, existing.distance, theirs) != (
-                        info.size, info.distance, fingerprint):
+                if (existing.size, existing.distance, theirs, existing.sparse) != (
+                        info.size, info.distance, fingerprint, info.sparse):
                     raise CollectionMismatch(
                         f"Target collection {target_name!r} at {where} holds size "
                         f"{existing.size}, distance {existing.distance}, fingerprint {theirs}; "
@@ -119,12 +124,12 @@ def push(
                 report.indexes.append(key)
             points = (p for page in source.scroll(collection, batch_size) for p in page)
             dim = info.size
-            for batch in bounded(points, lambda p: point_bytes(payload_bytes(p.payload), dim),
-                                 batch_size, max_batch_bytes):
+            for batch in bounded(points, lambda p: _bytes(p, dim), batch_size, max_batch_bytes):
                 ids = [p.id for p in batch]
                 vectors = _stack(batch)
                 payloads = [p.payload for p in batch]
-                call(lambda: target.upsert(target_name, ids, vectors, payloads),  # noqa: B023
+                vecs = _sparse(batch, sparse)
+                call(lambda: target.upsert(target_name, ids, vectors, payloads, vecs),  # noqa: B023
                      f"writing {len(batch)} points to {target_name!r}")
                 report.copied += len(batch)
                 report.batches += 1
@@ -138,6 +143,22 @@ def push(
         source.close()
     report.seconds = time.monotonic() - start
     return report
+
+
+def _bytes(point: StoredPoint, dim: int) -> int:
+    terms = len(point.sparse.indices) if point.sparse is not None else 0
+    return point_bytes(payload_bytes(point.payload), dim, terms)
+
+
+def _sparse(batch: list[StoredPoint], sparse: bool) -> list[Sparse] | None:
+    """The batch's BM25 vectors (an empty one for a point stored without: a text of stopwords
+    only), or None for a dense-only collection."""
+    if not sparse:
+        return None
+    return [p.sparse if p.sparse is not None else _EMPTY for p in batch]
+
+
+_EMPTY = models.SparseVector(indices=[], values=[])
 
 
 def _stack(batch: list[StoredPoint]) -> Any:

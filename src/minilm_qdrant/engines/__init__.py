@@ -1,7 +1,9 @@
 """Engines store and search vectors; the collection manager drives them through `Engine`.
 
 One file per engine. Engines know nothing of embedders or models: they see ids, float32
-vectors, JSON payloads and the collection's metadata (which carries the fingerprint).
+vectors, BM25 sparse vectors, JSON payloads and the collection's metadata (which carries the
+fingerprint). A search is one small value, `SearchRequest`, that each engine turns into its own
+query: prefetch + fusion and MMR run inside Qdrant, never in Python.
 """
 
 from __future__ import annotations
@@ -12,7 +14,23 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from minilm_qdrant.sparse import Bm25Settings
+
 Distance = Literal["dot", "cosine", "euclid"]
+Mode = Literal["hybrid", "dense", "sparse"]
+Fusion = Literal["dbsf", "rrf"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "sparse")
+FUSIONS: tuple[Fusion, ...] = ("dbsf", "rrf")
+
+
+class Sparse(Protocol):
+    """A sparse vector: ``indices`` and their ``values`` (Edge's and qdrant-client's alike)."""
+
+    @property
+    def indices(self) -> list[int]: ...
+
+    @property
+    def values(self) -> list[float]: ...
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,8 @@ class CollectionOptions:
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
+    sparse: Bm25Settings | None = field(default_factory=Bm25Settings)
+    """BM25 sparse vectors beside the dense ones (hybrid search); None: dense only."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,8 @@ class CollectionInfo:
     size: int
     distance: Distance
     metadata: dict[str, Any] = field(default_factory=dict)
+    sparse: bool = False
+    """The collection has the BM25 sparse vector (``bm25``, IDF modifier)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,37 @@ class StoredPoint:
     payload: dict[str, Any]
     score: float | None = None
     vector: np.ndarray | None = None
+    sparse: Sparse | None = None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search, engine-neutral: each engine turns it into its own query.
+
+    - ``dense``: nearest ``dense`` vectors. ``sparse``: BM25 (the ``sparse`` query vector).
+    - ``hybrid``: ``prefetch`` candidates from each, fused in the engine (``dbsf``: sum of
+      scores normalised per side; ``rrf``: sum of 1 / (``rrf_k`` + rank)).
+    - ``diversity`` > 0: the candidates are re-ranked by MMR over the dense vectors
+      (0 = relevance only, 1 = diversity only); needs ``dense``.
+    ``query_filter`` (a qdrant_client.models.Filter) applies to every stage.
+    """
+
+    k: int
+    mode: Mode = "dense"
+    dense: np.ndarray | None = None
+    sparse: Sparse | None = None
+    fusion: Fusion = "dbsf"
+    prefetch: int = 100
+    rrf_k: int = 60
+    diversity: float = 0.0
+    query_filter: Any | None = None
+    exact: bool = False
+    hnsw_ef: int | None = None
+
+    @property
+    def candidates(self) -> int:
+        """Candidates per stage before fusion or MMR."""
+        return max(self.prefetch, self.k)
 
 
 class Engine(Protocol):
@@ -61,21 +114,34 @@ class Engine(Protocol):
     ) -> None: ...
 
     def upsert(
-        self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
+        self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
+        sparse: list[Sparse] | None = None,
     ) -> None:
-        """Write points and return once they are acknowledged (durable)."""
+        """Write points (dense and, when given, sparse vectors in the same write) and return
+        once they are acknowledged (durable)."""
         ...
 
-    def search(
-        self, name: str, vector: np.ndarray, k: int, query_filter: Any | None = None,
-        exact: bool = False, hnsw_ef: int | None = None,
-    ) -> list[StoredPoint]:
-        """The k nearest points; ``query_filter`` is a qdrant_client.models.Filter."""
+    def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
+        """The best ``request.k`` points, best first."""
         ...
 
-    def count(self, name: str) -> int: ...
+    def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
+        """The stored points among ``ids`` (payloads, no vectors); missing ones are absent."""
+        ...
+
+    def count(self, name: str, query_filter: Any | None = None) -> int: ...
 
     def delete(self, name: str, ids: list[str]) -> None: ...
+
+    def delete_by_filter(self, name: str, query_filter: Any) -> None: ...
+
+    def set_payload(
+        self, name: str, values: dict[str, Any], key: str, *, ids: list[str] | None = None,
+        query_filter: Any | None = None,
+    ) -> None:
+        """Merge ``values`` into the payload object at ``key`` of the points chosen by ids or
+        by filter (the other keys and the vectors are kept)."""
+        ...
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:
         """Index a payload field ("keyword", "integer", "float", "bool", "text", ...)."""

@@ -10,8 +10,16 @@ from urllib.parse import urlsplit
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from minilm_qdrant.engines import CollectionInfo, CollectionOptions, Distance, StoredPoint
+from minilm_qdrant.engines import (
+    CollectionInfo,
+    CollectionOptions,
+    Distance,
+    SearchRequest,
+    Sparse,
+    StoredPoint,
+)
 from minilm_qdrant.errors import InputError, StoreInUse
+from minilm_qdrant.sparse import SPARSE_NAME
 
 _TO_QDRANT = {"dot": models.Distance.DOT, "cosine": models.Distance.COSINE,
               "euclid": models.Distance.EUCLID}
@@ -83,12 +91,13 @@ class ClientEngine:
         params = config.params.vectors
         if not isinstance(params, models.VectorParams):
             raise InputError(
-                f"Collection {name!r} uses named vectors {sorted(params or {})}; this package "
-                "works with a single unnamed vector per point."
+                f"Collection {name!r} uses named dense vectors {sorted(params or {})}; this "
+                "package works with one unnamed dense vector per point (and a sparse 'bm25')."
             )
         return CollectionInfo(
             size=params.size, distance=_FROM_QDRANT[params.distance],
             metadata=dict(config.metadata or {}),
+            sparse=SPARSE_NAME in (config.params.sparse_vectors or {}),
         )
 
     def create(
@@ -111,6 +120,8 @@ class ClientEngine:
             vectors_config=models.VectorParams(
                 size=size, distance=_TO_QDRANT[distance], on_disk=options.on_disk
             ),
+            sparse_vectors_config=None if options.sparse is None else {
+                SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             on_disk_payload=options.on_disk_payload,
             hnsw_config=hnsw,
             quantization_config=quantization,
@@ -121,31 +132,47 @@ class ClientEngine:
         )
 
     def upsert(
-        self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
+        self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
+        sparse: list[Sparse] | None = None,
     ) -> None:
+        rows: Any = vectors.tolist()
+        if sparse is not None:
+            if len(sparse) != len(rows):
+                raise InputError(f"{len(rows)} dense but {len(sparse)} sparse vectors")
+            rows = {"": rows, SPARSE_NAME: [_sparse(s) for s in sparse]}
         self.client.upsert(
-            name,
-            points=models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=payloads),
-            wait=True,
+            name, points=models.Batch(ids=list(ids), vectors=rows, payloads=payloads), wait=True,
         )
 
-    def search(
-        self, name: str, vector: np.ndarray, k: int, query_filter: Any | None = None,
-        exact: bool = False, hnsw_ef: int | None = None,
-    ) -> list[StoredPoint]:
-        params = models.SearchParams(exact=exact, hnsw_ef=hnsw_ef) if exact or hnsw_ef else None
-        result = self.client.query_points(
-            name, query=vector.tolist(), limit=k, query_filter=query_filter,
-            with_payload=True, search_params=params,
-        )
+    def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
+        result = self.client.query_points(name, **_query(request), with_payload=True)
         return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=p.score)
                 for p in result.points]
 
-    def count(self, name: str) -> int:
-        return self.client.count(name, exact=True).count
+    def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
+        records = self.client.retrieve(name, list(ids), with_payload=True, with_vectors=False)
+        return [StoredPoint(id=str(r.id), payload=r.payload or {}) for r in records]
+
+    def count(self, name: str, query_filter: Any | None = None) -> int:
+        return self.client.count(name, count_filter=query_filter, exact=True).count
 
     def delete(self, name: str, ids: list[str]) -> None:
         self.client.delete(name, points_selector=models.PointIdsList(points=list(ids)), wait=True)
+
+    def delete_by_filter(self, name: str, query_filter: Any) -> None:
+        if query_filter is None:
+            raise InputError("delete_by_filter needs a filter")
+        self.client.delete(name, points_selector=models.FilterSelector(filter=query_filter),
+                           wait=True)
+
+    def set_payload(
+        self, name: str, values: dict[str, Any], key: str, *, ids: list[str] | None = None,
+        query_filter: Any | None = None,
+    ) -> None:
+        selector: Any = list(ids) if ids is not None else query_filter
+        if selector is None:
+            raise InputError("set_payload needs ids or a filter")
+        self.client.set_payload(name, values, points=selector, key=key, wait=True)
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:
         schema = models.PayloadSchemaType(kind)
@@ -166,15 +193,62 @@ class ClientEngine:
             points, offset = self.client.scroll(
                 name, limit=batch, offset=offset, with_payload=True, with_vectors=with_vectors
             )
-            yield [
-                StoredPoint(
-                    id=str(p.id), payload=p.payload or {},
-                    vector=np.asarray(p.vector, dtype=np.float32) if with_vectors else None,
-                )
-                for p in points
-            ]
+            yield [_stored(p, with_vectors) for p in points]
             if offset is None:
                 return
 
     def close(self) -> None:
         self.client.close()
+
+
+def _sparse(vector: Sparse) -> models.SparseVector:
+    if isinstance(vector, models.SparseVector):
+        return vector
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _stored(record: Any, with_vectors: bool) -> StoredPoint:
+    vector = sparse = None
+    if with_vectors:
+        named = record.vector if isinstance(record.vector, dict) else {"": record.vector}
+        vector = np.asarray(named[""], dtype=np.float32)
+        sparse = named.get(SPARSE_NAME)
+    return StoredPoint(id=str(record.id), payload=record.payload or {}, vector=vector,
+                       sparse=sparse)
+
+
+def _query(r: SearchRequest) -> dict[str, Any]:
+    """The request as query_points arguments: prefetch + fusion, MMR, all in the engine."""
+    params = models.SearchParams(exact=r.exact, hnsw_ef=r.hnsw_ef) \
+        if r.exact or r.hnsw_ef else None
+    flt = r.query_filter
+    dense = None if r.dense is None else np.asarray(r.dense, dtype=np.float32).tolist()
+
+    def stage(mode: str) -> dict[str, Any]:
+        if mode == "dense":
+            if dense is None:
+                raise InputError("this search needs the dense query vector")
+            return {"query": dense, "params": params}
+        if r.sparse is None:
+            raise InputError("this search needs the sparse query vector")
+        return {"query": _sparse(r.sparse), "using": SPARSE_NAME}
+
+    if r.mode in ("dense", "sparse"):
+        args: dict[str, Any] = {**stage(r.mode), "prefetch": None}
+    else:
+        fusion: Any = models.FusionQuery(fusion=models.Fusion.DBSF) if r.fusion == "dbsf" \
+            else models.RrfQuery(rrf=models.Rrf(k=r.rrf_k))
+        args = {"query": fusion, "prefetch": [
+            models.Prefetch(limit=r.candidates, filter=flt, **stage("dense")),
+            models.Prefetch(limit=r.candidates, filter=flt, **stage("sparse")),
+        ]}
+    if r.diversity > 0:
+        if dense is None:
+            raise InputError("MMR (diversity > 0) needs the dense query vector")
+        mmr = models.NearestQuery(nearest=dense, mmr=models.Mmr(
+            diversity=r.diversity, candidates_limit=r.candidates))
+        if r.mode != "dense":  # MMR re-ranks the candidates of the sparse or fused stage
+            args = {"prefetch": [models.Prefetch(limit=r.candidates, filter=flt, **args)]}
+        args.update(query=mmr, using=None, params=params)
+    args["search_params"] = args.pop("params", None)
+    return {**args, "query_filter": flt, "limit": r.k}

@@ -3,8 +3,12 @@
 Layout of a store directory ``DIR``::
 
     DIR/.minilm-qdrant.lock          flock held while a process has the store open
-    DIR/<collection>/collection.json size, distance, metadata (fingerprint), written atomically
+    DIR/<collection>/collection.json size, distance, sparse vectors, metadata (fingerprint),
+                                     options; written atomically
     DIR/<collection>/shard/          the Edge shard (segments, WAL)
+
+Points carry the unnamed dense vector and, in collections made with sparse vectors, the named
+BM25 sparse vector ``bm25`` (IDF modifier), written together in one update.
 
 Every call into ``qdrant_edge`` (pinned: its API moves between releases) lives in this module.
 """
@@ -22,10 +26,18 @@ from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
-from qdrant_client import models
 
-from minilm_qdrant.engines import CollectionInfo, CollectionOptions, Distance, StoredPoint
+from minilm_qdrant.engines import (
+    CollectionInfo,
+    CollectionOptions,
+    Distance,
+    SearchRequest,
+    Sparse,
+    StoredPoint,
+)
+from minilm_qdrant.engines.edge_filters import to_edge_filter
 from minilm_qdrant.errors import InputError, StoreInUse
+from minilm_qdrant.sparse import SPARSE_NAME
 
 LOCK_FILE = ".minilm-qdrant.lock"
 META_FILE = "collection.json"
@@ -161,7 +173,8 @@ class EdgeEngine:
         if meta is None:
             return None
         return CollectionInfo(
-            size=int(meta["size"]), distance=meta["distance"], metadata=meta.get("metadata", {})
+            size=int(meta["size"]), distance=meta["distance"], metadata=meta.get("metadata", {}),
+            sparse=SPARSE_NAME in meta.get("sparse_vectors", []),
         )
 
     def create(
@@ -175,35 +188,98 @@ class EdgeEngine:
         meta = {
             "format": 1, "engine": f"qdrant-edge {_edge_version()}", "size": size,
             "distance": distance, "metadata": metadata,
-            "options": {k: v for k, v in vars(options).items() if v is not None},
+            "sparse_vectors": [SPARSE_NAME] if options.sparse is not None else [],
+            "options": {k: v for k, v in vars(options).items()
+                        if v is not None and k != "sparse"},
         }
         write_json_atomic(folder / META_FILE, meta)
         self._shard(name)
 
     def upsert(
-        self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
+        self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
+        sparse: list[Sparse] | None = None,
     ) -> None:
         rows = np.asarray(vectors, dtype=np.float32)  # rows go in as they are: no list copy
-        points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads, strict=True)]
+        if sparse is None:
+            points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads, strict=True)]
+        else:
+            points = [qe.Point(i, {"": v.tolist(), SPARSE_NAME: _sparse(s)}, p)
+                      for i, v, s, p in zip(ids, rows, sparse, payloads, strict=True)]
         self._shard(name).update(qe.UpdateOperation.upsert_points(points))
 
-    def search(
-        self, name: str, vector: np.ndarray, k: int, query_filter: Any | None = None,
-        exact: bool = False, hnsw_ef: int | None = None,
-    ) -> list[StoredPoint]:
-        params = qe.SearchParams(hnsw_ef=hnsw_ef or self.hnsw_ef, exact=exact)
-        request = qe.QueryRequest(
-            limit=k, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
-            filter=to_edge_filter(query_filter), params=params, with_payload=True,
-        )
+    def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
         return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=float(p.score))
-                for p in self._shard(name).query(request)]
+                for p in self._shard(name).query(self._query(request))]
 
-    def count(self, name: str) -> int:
-        return int(self._shard(name).count(qe.CountRequest(exact=True)))
+    def _query(self, r: SearchRequest) -> qe.QueryRequest:
+        """The request as Edge's query: prefetch + fusion, MMR, all in the engine."""
+        flt = to_edge_filter(r.query_filter)
+        params = qe.SearchParams(hnsw_ef=r.hnsw_ef or self.hnsw_ef, exact=r.exact)
+        dense = None if r.dense is None else np.asarray(r.dense, dtype=np.float32).tolist()
+
+        def nearest_dense() -> Any:
+            if dense is None:
+                raise InputError("this search needs the dense query vector")
+            return qe.Query.Nearest(dense)
+
+        def nearest_sparse() -> Any:
+            if r.sparse is None:
+                raise InputError("this search needs the sparse query vector")
+            return qe.Query.Nearest(_sparse(r.sparse), using=SPARSE_NAME)
+
+        prefetches: list[qe.Prefetch] | None = None
+        if r.mode == "dense":
+            query: Any = nearest_dense()
+        elif r.mode == "sparse":
+            query = nearest_sparse()
+        else:
+            prefetches = [
+                qe.Prefetch(limit=r.candidates, query=nearest_dense(), filter=flt, params=params),
+                qe.Prefetch(limit=r.candidates, query=nearest_sparse(), filter=flt),
+            ]
+            query = qe.Fusion.Dbsf() if r.fusion == "dbsf" else qe.Fusion.Rrf(k=r.rrf_k)
+        if r.diversity > 0:
+            if dense is None:
+                raise InputError("MMR (diversity > 0) needs the dense query vector")
+            mmr = qe.Mmr(dense, 1.0 - r.diversity, r.candidates)
+            if r.mode != "dense":  # MMR re-ranks the candidates of the sparse or fused stage
+                prefetches = [qe.Prefetch(limit=r.candidates, query=query,
+                                          prefetches=prefetches, filter=flt, params=params)]
+            query = mmr
+        return qe.QueryRequest(
+            limit=r.k, query=query, prefetches=prefetches, filter=flt, params=params,
+            with_payload=True,
+        )
+
+    def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
+        records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
+        return [StoredPoint(id=str(r.id), payload=r.payload or {}) for r in records]
+
+    def count(self, name: str, query_filter: Any | None = None) -> int:
+        request = qe.CountRequest(exact=True, filter=to_edge_filter(query_filter))
+        return int(self._shard(name).count(request))
 
     def delete(self, name: str, ids: list[str]) -> None:
         self._shard(name).update(qe.UpdateOperation.delete_points(list(ids)))
+
+    def delete_by_filter(self, name: str, query_filter: Any) -> None:
+        flt = to_edge_filter(query_filter)
+        if flt is None:
+            raise InputError("delete_by_filter needs a filter")
+        self._shard(name).update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    def set_payload(
+        self, name: str, values: dict[str, Any], key: str, *, ids: list[str] | None = None,
+        query_filter: Any | None = None,
+    ) -> None:
+        if ids is not None:
+            op = qe.UpdateOperation.set_payload(list(ids), values, key=key)
+        else:
+            flt = to_edge_filter(query_filter)
+            if flt is None:
+                raise InputError("set_payload needs ids or a filter")
+            op = qe.UpdateOperation.set_payload_by_filter(flt, values, key=key)
+        self._shard(name).update(op)
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:
         if kind not in _SCHEMA:
@@ -231,13 +307,7 @@ class EdgeEngine:
         while True:
             records, offset = shard.scroll(qe.ScrollRequest(
                 offset=offset, limit=batch, with_payload=True, with_vector=with_vectors))
-            yield [
-                StoredPoint(
-                    id=str(r.id), payload=r.payload or {},
-                    vector=np.asarray(r.vector, dtype=np.float32) if with_vectors else None,
-                )
-                for r in records
-            ]
+            yield [_stored(r, with_vectors) for r in records]
             if offset is None:
                 return
 
@@ -249,6 +319,22 @@ class EdgeEngine:
         if self._key is not None:
             _release(self._key)
             self._key = None
+
+
+def _sparse(vector: Sparse) -> qe.SparseVector:
+    if isinstance(vector, qe.SparseVector):
+        return vector
+    return qe.SparseVector(list(vector.indices), list(vector.values))
+
+
+def _stored(record: Any, with_vectors: bool) -> StoredPoint:
+    vector = sparse = None
+    if with_vectors:
+        named = record.vector if isinstance(record.vector, dict) else {"": record.vector}
+        vector = np.asarray(named[""], dtype=np.float32)
+        sparse = named.get(SPARSE_NAME)
+    return StoredPoint(id=str(record.id), payload=record.payload or {}, vector=vector,
+                       sparse=sparse)
 
 
 def _edge_version() -> str:
@@ -271,89 +357,14 @@ def _config(meta: dict[str, Any]) -> qe.EdgeConfig:
     optimizers = None
     if opts.get("full_scan_threshold") is not None:  # index as soon as a scan would be slower
         optimizers = qe.EdgeOptimizersConfig(indexing_threshold=max(1, opts["full_scan_threshold"]))
+    sparse = {name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+              for name in meta.get("sparse_vectors", [])}
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(
             size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
             on_disk=opts.get("on_disk"),
         ),
+        sparse_vectors=sparse or None,
         on_disk_payload=opts.get("on_disk_payload"),
         hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers,
     )
-
-
-# --- qdrant_client.models.Filter -> qdrant_edge.Filter ------------------------------------
-
-
-def to_edge_filter(flt: Any | None) -> qe.Filter | None:
-    """Translate the Filter of the public API (qdrant_client.models) into Edge's types."""
-    if flt is None:
-        return None
-    if isinstance(flt, dict):
-        flt = models.Filter.model_validate(flt)
-    if not isinstance(flt, models.Filter):
-        raise InputError(f"query_filter must be a qdrant_client.models.Filter, not {type(flt)}")
-    min_should = None
-    if flt.min_should is not None:
-        min_should = qe.MinShould(
-            [_condition(c) for c in flt.min_should.conditions], flt.min_should.min_count)
-    return qe.Filter(
-        must=_conditions(flt.must), should=_conditions(flt.should),
-        must_not=_conditions(flt.must_not), min_should=min_should,
-    )
-
-
-def _conditions(part: Any) -> list[Any] | None:
-    if part is None:
-        return None
-    return [_condition(c) for c in (part if isinstance(part, list) else [part])]
-
-
-def _condition(c: Any) -> Any:
-    if isinstance(c, models.Filter):
-        return to_edge_filter(c)
-    if isinstance(c, models.FieldCondition):
-        return qe.FieldCondition(
-            key=c.key, match=_match(c.match), range=_range(c.range),
-            values_count=None if c.values_count is None else qe.ValuesCount(
-                lt=c.values_count.lt, gt=c.values_count.gt,
-                lte=c.values_count.lte, gte=c.values_count.gte),
-            is_empty=c.is_empty, is_null=c.is_null,
-        )
-    if isinstance(c, models.IsEmptyCondition):
-        return qe.IsEmptyCondition(c.is_empty.key)
-    if isinstance(c, models.IsNullCondition):
-        return qe.IsNullCondition(c.is_null.key)
-    if isinstance(c, models.HasIdCondition):
-        return qe.HasIdCondition({str(i) if not isinstance(i, int) else i for i in c.has_id})
-    if isinstance(c, models.NestedCondition):
-        nested = to_edge_filter(c.nested.filter)
-        assert nested is not None
-        return qe.NestedCondition(c.nested.key, nested)
-    raise InputError(f"filter condition {type(c).__name__} is not supported by the embedded store")
-
-
-def _match(m: Any) -> Any:
-    if m is None:
-        return None
-    table: dict[type, Any] = {
-        models.MatchValue: lambda: qe.MatchValue(m.value),
-        models.MatchAny: lambda: qe.MatchAny(list(m.any)),
-        models.MatchExcept: lambda: qe.MatchExcept(list(m.except_)),
-        models.MatchText: lambda: qe.MatchText(m.text),
-        models.MatchTextAny: lambda: qe.MatchTextAny(m.text_any),
-        models.MatchPhrase: lambda: qe.MatchPhrase(m.phrase),
-    }
-    build = table.get(type(m))
-    if build is None:
-        raise InputError(f"match {type(m).__name__} is not supported by the embedded store")
-    return build()
-
-
-def _range(r: Any) -> Any:
-    if r is None:
-        return None
-    if isinstance(r, models.DatetimeRange):
-        iso = [None if v is None else (v if isinstance(v, str) else v.isoformat())
-               for v in (r.gte, r.gt, r.lte, r.lt)]
-        return qe.RangeDateTime(gte=iso[0], gt=iso[1], lte=iso[2], lt=iso[3])
-    return qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)

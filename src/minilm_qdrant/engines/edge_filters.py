@@ -1,0 +1,113 @@
+"""qdrant_client.models.Filter -> qdrant_edge.Filter: the public filter type on the embedded store.
+
+Every condition is translated or refused with `InputError`; none is dropped (a dropped
+condition would silently change what a search or a delete matches).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import qdrant_edge as qe
+from qdrant_client import models
+
+from minilm_qdrant.errors import InputError
+
+
+def to_edge_filter(flt: Any | None) -> qe.Filter | None:
+    """Translate the Filter of the public API (qdrant_client.models) into Edge's types."""
+    if flt is None:
+        return None
+    if isinstance(flt, dict):
+        flt = models.Filter.model_validate(flt)
+    if not isinstance(flt, models.Filter):
+        raise InputError(f"query_filter must be a qdrant_client.models.Filter, not {type(flt)}")
+    min_should = None
+    if flt.min_should is not None:
+        min_should = qe.MinShould(
+            [_condition(c) for c in flt.min_should.conditions], flt.min_should.min_count)
+    return qe.Filter(
+        must=_conditions(flt.must), should=_conditions(flt.should),
+        must_not=_conditions(flt.must_not), min_should=min_should,
+    )
+
+
+def _conditions(part: Any) -> list[Any] | None:
+    if part is None:
+        return None
+    return [_condition(c) for c in (part if isinstance(part, list) else [part])]
+
+
+def _condition(c: Any) -> Any:
+    if isinstance(c, models.Filter):
+        return to_edge_filter(c)
+    if isinstance(c, models.FieldCondition):
+        unknown = set(c.model_fields_set) - _FIELD_PARTS
+        if unknown:
+            raise InputError(
+                f"filter condition on {c.key!r} uses {sorted(unknown)}, which the embedded store "
+                "cannot apply; use a Qdrant server (--url) or another condition"
+            )
+        return qe.FieldCondition(
+            key=c.key, match=_match(c.match), range=_range(c.range),
+            geo_bounding_box=None if c.geo_bounding_box is None else qe.GeoBoundingBox(
+                _geo(c.geo_bounding_box.top_left), _geo(c.geo_bounding_box.bottom_right)),
+            geo_radius=None if c.geo_radius is None else qe.GeoRadius(
+                _geo(c.geo_radius.center), c.geo_radius.radius),
+            geo_polygon=None if c.geo_polygon is None else qe.GeoPolygon(
+                [_geo(p) for p in c.geo_polygon.exterior.points],
+                [[_geo(p) for p in ring.points] for ring in c.geo_polygon.interiors or []]
+                or None),
+            values_count=None if c.values_count is None else qe.ValuesCount(
+                lt=c.values_count.lt, gt=c.values_count.gt,
+                lte=c.values_count.lte, gte=c.values_count.gte),
+            is_empty=c.is_empty, is_null=c.is_null,
+        )
+    if isinstance(c, models.IsEmptyCondition):
+        return qe.IsEmptyCondition(c.is_empty.key)
+    if isinstance(c, models.IsNullCondition):
+        return qe.IsNullCondition(c.is_null.key)
+    if isinstance(c, models.HasIdCondition):
+        return qe.HasIdCondition({str(i) if not isinstance(i, int) else i for i in c.has_id})
+    if isinstance(c, models.HasVectorCondition):
+        return qe.HasVectorCondition(c.has_vector)
+    if isinstance(c, models.NestedCondition):
+        nested = to_edge_filter(c.nested.filter)
+        assert nested is not None
+        return qe.NestedCondition(c.nested.key, nested)
+    raise InputError(f"filter condition {type(c).__name__} is not supported by the embedded store")
+
+
+_FIELD_PARTS = {"key", "match", "range", "geo_bounding_box", "geo_radius", "geo_polygon",
+                "values_count", "is_empty", "is_null"}
+
+
+def _geo(point: models.GeoPoint) -> qe.GeoPoint:
+    return qe.GeoPoint(lon=point.lon, lat=point.lat)
+
+
+def _match(m: Any) -> Any:
+    if m is None:
+        return None
+    table: dict[type, Any] = {
+        models.MatchValue: lambda: qe.MatchValue(m.value),
+        models.MatchAny: lambda: qe.MatchAny(list(m.any)),
+        models.MatchExcept: lambda: qe.MatchExcept(list(m.except_)),
+        models.MatchText: lambda: qe.MatchText(m.text),
+        models.MatchTextAny: lambda: qe.MatchTextAny(m.text_any),
+        models.MatchPhrase: lambda: qe.MatchPhrase(m.phrase),
+    }
+    build = table.get(type(m))
+    if build is None:
+        raise InputError(f"match {type(m).__name__} is not supported by the embedded store")
+    return build()
+
+
+def _range(r: Any) -> Any:
+    if r is None:
+        return None
+    if isinstance(r, models.DatetimeRange):
+        iso = [None if v is None else (v if isinstance(v, str) else v.isoformat())
+               for v in (r.gte, r.gt, r.lte, r.lt)]
+        return qe.RangeDateTime(gte=iso[0], gt=iso[1], lte=iso[2], lt=iso[3])
+    return qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
