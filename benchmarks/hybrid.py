@@ -111,9 +111,13 @@ def main() -> None:
                 if line.startswith("model name")), platform.processor())
     meta = {"split": args.split, "backend": args.backend, "ingest_backend": args.ingest_backend,
             "cpu": cpu, "cores": os.cpu_count()}
-    q = [] if args.skip_quality else quality(args.split, args.backend)
-    ing = [] if args.skip_ingest else ingest(args.ingest_backend)
-    (HERE / "hybrid.json").write_text(json.dumps({"meta": meta, "quality": q, "ingest": ing},
+    out = HERE / "hybrid.json"
+    before = json.loads(out.read_text()) if out.exists() else {}  # a skipped part is kept
+    q = before.get("quality", []) if args.skip_quality else quality(args.split, args.backend)
+    ing = before.get("ingest", []) if args.skip_ingest else ingest(args.ingest_backend)
+    if args.skip_quality:
+        meta["backend"] = before.get("meta", {}).get("backend", args.backend)
+    out.write_text(json.dumps({"meta": meta, "quality": q, "ingest": ing},
                                                  indent=2))
     (HERE / "hybrid.md").write_text(table(meta, q, ing))
     print(table(meta, q, ing))

@@ -72,3 +72,34 @@ def test_demo_prints_three_sessions_per_question(tmp_path: Path) -> None:
     assert "all-MiniLM-L6-v2" in result.stdout  # says which model it used
     assert "Indexed 36 sessions" in result.stdout
     assert "Quantisation" in result.stdout.split("Q: ")[1].splitlines()[1]
+
+
+def test_search_modes_mmr_and_where(indexed: Path) -> None:
+    query = ("defending LLM apps against prompt injection", "-k", "5", "--json")
+    runs = {}
+    for extra in ([], ["--mode", "dense"], ["--mode", "sparse"], ["--fusion", "rrf"],
+                  ["--diversity", "0.7"], ["--where", "day=2"]):
+        result = cli("search", *query, *extra, cwd=indexed)
+        assert result.returncode == 0, result.stderr
+        runs[" ".join(extra)] = json.loads(result.stdout)
+    assert all(len(hits) >= 1 for hits in runs.values())
+    assert "Prompt Injection" in runs[""][0]["metadata"]["title"]  # hybrid, the default
+    assert runs["--mode dense"] != runs[""]  # dense scores are dot products, hybrid's fused
+    assert {h["metadata"]["day"] for h in runs["--where day=2"]} == {2}
+    bad = cli("search", "x", "--mode", "bm42", cwd=indexed)
+    assert bad.returncode != 0 and "--mode must be one of hybrid, dense, sparse" in bad.stderr
+
+
+def test_delete_by_id_and_by_metadata(tmp_path: Path) -> None:
+    assert cli("index", str(SESSIONS), "--model", "all-MiniLM-L6-v2", cwd=tmp_path).returncode == 0
+    first = json.loads(SESSIONS.read_text().splitlines()[0])
+    result = cli("delete", str(first["id"]), "nope", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Deleted 1 documents" in result.stdout and "35 left" in result.stdout
+    days = [json.loads(line)["day"] for line in SESSIONS.read_text().splitlines()[1:]]
+    result = cli("delete", "--where", "day=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Deleted {days.count(1)} documents" in result.stdout
+    assert f"{35 - days.count(1)} left" in result.stdout
+    neither = cli("delete", cwd=tmp_path)
+    assert neither.returncode != 0 and "give document ids or --where" in neither.stderr

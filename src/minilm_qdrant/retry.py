@@ -14,7 +14,7 @@ import tenacity
 from qdrant_client.common.client_exceptions import QdrantException, ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from minilm_qdrant.errors import PermanentError, QdrantError, TransientError
+from minilm_qdrant.errors import MiniLMQdrantError, PermanentError, QdrantError, TransientError
 
 T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -95,6 +95,8 @@ def call(
     )
     try:
         return retrying(fn)
+    except MiniLMQdrantError:
+        raise  # already ours, with its own message (an input refused before it was sent)
     except Exception as exc:
         raise to_error(exc, what) from exc
 

@@ -89,6 +89,15 @@ def _geo(point: models.GeoPoint) -> qe.GeoPoint:
 def _match(m: Any) -> Any:
     if m is None:
         return None
+    values = [getattr(m, "value", None), *(getattr(m, "any", None) or []),
+              *(getattr(m, "except_", None) or [])]
+    if any(isinstance(v, bool) for v in values):
+        # qdrant-edge 0.9.0 matches True as the integer 1 and finds no boolean: refuse rather
+        # than return wrong results
+        raise InputError(
+            f"matching a boolean ({type(m).__name__}) is not supported by the embedded store; "
+            "store the flag as a string or an integer, or use a Qdrant server (--url)"
+        )
     table: dict[type, Any] = {
         models.MatchValue: lambda: qe.MatchValue(m.value),
         models.MatchAny: lambda: qe.MatchAny(list(m.any)),
