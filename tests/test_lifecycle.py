@@ -113,7 +113,7 @@ def test_boolean_matches_work_or_are_refused(col: Collection) -> None:
     store refuses such a filter instead of answering wrongly; the other engines apply it."""
     col.set_metadata(["paris"], {"visited": True})
     if col.engine.__class__.__name__ == "EdgeEngine":
-        with pytest.raises(InputError, match="boolean .* not supported by the embedded store"):
+        with pytest.raises(InputError, match=r"boolean .* not supported by the embedded store"):
             col.search("museums", query_filter=_by("visited", True))
         assert col.count() == len(DOCS)
     else:
