@@ -9,11 +9,8 @@ Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
 
 from __future__ import annotations
 
-import functools
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,16 +18,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from minilm_qdrant import retry
-from minilm_qdrant.batching import (
-    MAX_BATCH_BYTES,
-    Refused,
-    bounded,
-    check_vectors,
-    estimated_bytes,
-    label,
-    preview,
-    problem,
-)
+from minilm_qdrant.batching import MAX_BATCH_BYTES, preview
 from minilm_qdrant.documents import METADATA_KEY, Document, Hit, point_id
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import (
@@ -44,46 +32,15 @@ from minilm_qdrant.engines import (
     Sparse,
 )
 from minilm_qdrant.engines.open import open_engine
-from minilm_qdrant.errors import (
-    CollectionMismatch,
-    CollectionNotFound,
-    IngestError,
-    InputError,
-    MiniLMQdrantError,
-)
+from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
+from minilm_qdrant.ingest import UpsertReport, batches, ingest
 from minilm_qdrant.models import DEFAULT_MODEL
-from minilm_qdrant.pipeline import StageError, staged
 from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
 
+__all__ = ["DEFAULT_COLLECTION", "FINGERPRINT_KEY", "Collection", "UpsertReport"]
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
 PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo")
-
-
-@dataclass
-class UpsertReport:
-    """What an ingest did. ``ok`` only when every document given was written."""
-
-    written: int = 0
-    failed: int = 0
-    retries: int = 0
-    duplicates: int = 0
-    """Documents whose id appeared again later in the same ingest (the last one wins)."""
-    truncated: int = 0
-    tokens: int = 0
-    """Word pieces embedded; with ``padded_tokens``, the padding waste of the batches."""
-    padded_tokens: int = 0
-    failed_ids: list[str | int] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0
-
-    @property
-    def padding_waste(self) -> float:
-        """Share of computed tokens that were padding (batches are sorted by length)."""
-        return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
 class Collection:
@@ -227,76 +184,13 @@ class Collection:
         on_progress: Callable[[int], None] | None = None,
         optimize: bool = True,
     ) -> UpsertReport:
-        """Embed and write documents in bounded batches, each acknowledged before it counts.
+        """Embed and write documents in bounded batches, each acknowledged before it counts
+        (dense and BM25 vectors of a point in one write); see `minilm_qdrant.ingest.ingest`.
 
-        With ``optimize`` (default) the engine then builds its search index (HNSW) where it
-        does not do so on its own (the embedded store), so search is not a full scan.
-
-        Raises `IngestError` (carrying the report) when a batch fails for good: the report
-        says how many were written and which ids were not. Rerunning the same ingest completes
-        it without duplicates, as point ids are deterministic.
+        Raises `IngestError` (carrying the report) when a batch fails for good. Rerunning the
+        same ingest completes it without duplicates, as point ids are deterministic.
         """
-        report = UpsertReport()
-        start = time.monotonic()
-        seen: set[str] = set()
-        batch: list[Document] = []
-
-        def embed(
-            batch: list[Document],
-        ) -> tuple[list[Document], np.ndarray, list[Sparse] | None]:
-            unique = {doc.point_id: doc for doc in batch}  # last one wins
-            report.duplicates += len(batch) - len(unique)
-            report.duplicates += sum(pid in seen for pid in unique)
-            seen.update(unique)
-            docs = list(unique.values())
-            encoded = self.embedder.encode_documents([d.text for d in docs], warn=False)
-            report.truncated += encoded.truncated
-            report.tokens += encoded.tokens
-            report.padded_tokens += encoded.padded
-            check_vectors(encoded.vectors, docs, self.embedder.dim)
-            sparse: list[Sparse] | None = None
-            if self.sparse:
-                sparse = list(self.sparse.encode_documents([d.text for d in docs]))
-            return docs, encoded.vectors, sparse  # written together: never one without the other
-
-        try:
-            # embedding of the next batch overlaps the write of this one (pipeline.py)
-            for batch, (docs, vectors, sparse) in staged(self._batches(documents), embed):
-                ids = [d.point_id for d in docs]
-                payloads = [d.payload() for d in docs]
-                self._call(
-                    functools.partial(
-                        self.engine.upsert, self.name, ids, vectors, payloads, sparse),
-                    f"writing {len(docs)} points to {self.name!r}",
-                    report,
-                )
-                report.written += len(docs)
-                written, batch = len(batch), []
-                if on_progress:
-                    on_progress(written)
-        except (MiniLMQdrantError, StageError) as raised:
-            exc: BaseException | None = raised
-            if isinstance(raised, StageError):  # failed in the stage thread
-                exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
-                if not isinstance(exc, MiniLMQdrantError):
-                    raise exc from None  # type: ignore[misc]
-            failed = [label(d) for d in batch]
-            if isinstance(exc, Refused):
-                failed.append(label(exc.document))
-            report.failed += len(failed)
-            report.failed_ids.extend(failed)
-            report.seconds = time.monotonic() - start
-            raise IngestError(
-                f"Ingest stopped: {report.written} documents written; not written: "
-                f"{preview(failed) or 'the document at fault'} and any later documents. "
-                f"Cause: {exc} "
-                "Rerun the same ingest to complete it (no duplicates).",
-                report,
-            ) from exc
-        if optimize and report.written:
-            self.optimize()
-        report.seconds = time.monotonic() - start
-        return report
+        return ingest(self, documents, on_progress=on_progress, optimize=optimize)
 
     def optimize(self) -> None:
         """Build the HNSW index after a bulk ingest (a no-op where the engine does it itself)."""
@@ -312,20 +206,8 @@ class Collection:
                    f"indexing {field} of {self.name!r}")
 
     def _batches(self, documents: Iterable[Document]) -> Iterator[list[Document]]:
-        """Batches bounded by count and estimated request bytes, in input order.
-
-        A document that cannot be sent (not a `Document`, empty text, too large for one
-        request) is refused before sending; the documents before it are yielded first.
-        """
-        dim, max_bytes, sparse = self.embedder.dim, self.max_batch_bytes, self.sparse is not None
-
-        def cost(doc: object) -> int:
-            why = problem(doc, dim, max_bytes, sparse)
-            if why:
-                raise Refused(why, doc)
-            return estimated_bytes(doc, dim, sparse)  # type: ignore[arg-type]
-
-        return bounded(documents, cost, self.batch_size, max_bytes)
+        return batches(documents, self.embedder.dim, self.batch_size, self.max_batch_bytes,
+                       self.sparse is not None)
 
     @property
     def default_mode(self) -> Mode:

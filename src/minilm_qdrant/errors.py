@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from minilm_qdrant.collection import UpsertReport
+    from minilm_qdrant.ingest import UpsertReport
 
 
 class MiniLMQdrantError(Exception):
