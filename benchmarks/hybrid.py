@@ -8,7 +8,8 @@
    dense, sparse (BM25), hybrid DBSF and hybrid RRF (k=60), 100 candidates from each side.
    NDCG@10, Recall@100, MRR@10 and the engine's search p50/p99 (query encoding excluded).
 2. Ingest cost: the same corpus indexed into a fresh store with and without sparse vectors
-   (``--ingest-backend``, the fastest backend, so the sparse share is the largest it gets),
+   (``--ingest-backend``, default ``auto``: the fastest lossless backend, so the sparse share
+   is the largest it gets),
    docs/s and bytes on disk; and BM25 encoding alone over the corpus.
 
 Writes ``hybrid.md`` / ``hybrid.json`` beside this file.
@@ -51,13 +52,14 @@ def quality(split: str, backend: str) -> list[dict[str, Any]]:
     return rows
 
 
-def ingest(backend: str) -> list[dict[str, Any]]:
+def ingest(backend: str, limit: int | None) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, CollectionOptions, Embedder
     from minilm_qdrant.eval import load_beir
     from minilm_qdrant.sparse import Bm25Encoder
 
     data = load_beir(DATA, "train")
-    texts = [d.text for d in data.documents()]
+    docs = list(data.documents())[:limit]
+    texts = [d.text for d in docs]
     start = time.perf_counter()
     Bm25Encoder().encode_documents(texts)
     bm25_s = time.perf_counter() - start
@@ -69,7 +71,7 @@ def ingest(backend: str) -> list[dict[str, Any]]:
         options = CollectionOptions() if sparse else CollectionOptions(sparse=None)
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             with Collection("scifact", embedder, path=tmp, options=options) as col:
-                report = col.upsert(data.documents())
+                report = col.upsert(docs)
             row = {"sparse": sparse, "docs": report.written, "seconds": round(report.seconds, 1),
                    "docs_per_s": round(report.written / report.seconds, 2),
                    "disk_mb": round(disk_bytes(Path(tmp)) / 1e6, 1)}
@@ -88,7 +90,8 @@ def table(meta: dict[str, Any], q: list[dict[str, Any]], ing: list[dict[str, Any
         lines.append(f"| {r['mode']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | "
                      f"{r['mrr@10']:.4f} | {r['query_ms_p50']} / {r['query_ms_p99']} |")
     if ing:
-        lines += ["", f"Ingest of the corpus, `{meta['ingest_backend']}` (runs alternate):", "",
+        lines += ["", f"Ingest of {ing[0]['docs']:,} corpus documents, `{meta['ingest_backend']}` "
+                  "(runs alternate):", "",
                   "| sparse vectors | docs/s | seconds | disk MB |", "|---|---:|---:|---:|"]
         for r in ing:
             if "sparse" in r:
@@ -103,8 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="train")
     parser.add_argument("--backend", default="torch")
-    parser.add_argument("--ingest-backend", default="onnx-int8")
+    parser.add_argument("--ingest-backend", default="auto")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--ingest-docs", type=int, help="First N documents [default: all].")
     parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
@@ -114,7 +118,8 @@ def main() -> None:
     out = HERE / "hybrid.json"
     before = json.loads(out.read_text()) if out.exists() else {}  # a skipped part is kept
     q = before.get("quality", []) if args.skip_quality else quality(args.split, args.backend)
-    ing = before.get("ingest", []) if args.skip_ingest else ingest(args.ingest_backend)
+    ing = before.get("ingest", []) if args.skip_ingest \
+        else ingest(args.ingest_backend, args.ingest_docs)
     if args.skip_quality:
         meta["backend"] = before.get("meta", {}).get("backend", args.backend)
     out.write_text(json.dumps({"meta": meta, "quality": q, "ingest": ing},

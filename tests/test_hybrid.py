@@ -3,6 +3,7 @@ Qdrant (DBSF, RRF), sparse-only and dense-only modes, MMR, filters on every stag
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
@@ -127,6 +128,36 @@ def test_dense_only_collections_keep_working_and_say_how_to_get_hybrid(
             with pytest.raises(InputError, match=r"no BM25 sparse vectors.*--mode dense.*new "
                                                  r"collection"):
                 c.search("a kitten", mode=mode)  # type: ignore[arg-type]
+
+
+def test_add_sparse_gives_a_dense_only_collection_hybrid_without_reembedding(
+    embedder: Embedder, store: str
+) -> None:
+    with Collection("old", embedder, path=store, options=CollectionOptions(sparse=None)) as c:
+        c.upsert(DOCS)
+        before = {p.id: p.vector for page in c.engine.scroll("old", 100) for p in page}
+    with Collection("old", path=store) as c:
+        assert c.default_mode == "dense"
+        assert c.add_sparse() == len(DOCS)
+        assert [h.id for h in c.search("zygomorphic", k=3, mode="sparse")] == ["flower"]
+        with pytest.raises(InputError, match="already has BM25"):
+            c.add_sparse()
+    with Collection("old", path=store) as c:  # the fingerprint records it
+        assert c.default_mode == "hybrid" and c.sparse is not None
+        after = [p for page in c.engine.scroll("old", 100) for p in page]
+        assert all(np.array_equal(p.vector, before[p.id]) for p in after)  # not re-embedded
+        assert all(p.sparse is not None for p in after)
+        assert c.search("zygomorphic flowers", k=1)[0].id == "flower"
+
+
+def test_add_sparse_where_qdrant_cannot_add_a_vector_says_what_to_do(
+    embedder: Embedder,
+) -> None:
+    with Collection("m", embedder, path=":memory:", options=CollectionOptions(sparse=None)) as c:
+        c.upsert(DOCS[:2])
+        with pytest.raises(InputError, match="new collection"):
+            c.add_sparse()
+        assert c.default_mode == "dense" and c.count() == 2
 
 
 def test_bm25_settings_come_from_the_fingerprint(embedder: Embedder, store: str) -> None:

@@ -335,6 +335,23 @@ def delete(
                    f"{left} left.")
 
 
+@app.command("add-sparse")
+def add_sparse(
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    language: Annotated[str, typer.Option(help="BM25 stopwords and stemmer.")] = "english",
+) -> None:
+    """Give a dense-only collection BM25 sparse vectors from its stored text (hybrid search;
+    nothing is re-embedded; embedded store)."""
+    from minilm_qdrant.sparse import Bm25Settings
+
+    with _errors(), _open(collection, path, None, None, False, None, False) as col, \
+            _progress(None, "point", "encoding") as bar:
+        n = col.add_sparse(Bm25Settings(language=language), on_progress=bar.update)
+        typer.echo(f"Added BM25 sparse vectors to {n} points of {collection!r} ({col.where}); "
+                   "searches are now hybrid by default.")
+
+
 @app.command()
 def push(
     collection: CollectionOpt = DEFAULT_COLLECTION,

@@ -269,10 +269,41 @@ class Collection:
             raise InputError(
                 f"Collection {self.name!r} at {self.where} has no BM25 sparse vectors (it was "
                 f"made dense-only, or before hybrid search), so mode {mode!r} cannot run: search "
-                "it with mode 'dense' (--mode dense), or index the documents into a new "
-                "collection, which gets sparse vectors by default."
+                "it with mode 'dense' (--mode dense); or add them from the stored text without "
+                "re-embedding (minilm-qdrant add-sparse, Collection.add_sparse(); embedded "
+                "store), or index the documents into a new collection, which gets them."
             )
         return mode
+
+    def add_sparse(
+        self, settings: Bm25Settings | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Give a dense-only collection BM25 sparse vectors, encoded from the text stored in
+        its payloads (nothing is re-embedded), so that hybrid search works on it; returns the
+        number of points encoded. Embedded store only (a server or local mode cannot add a
+        vector to an existing collection: re-index there). A rerun after an interruption
+        completes it; the fingerprint records the settings only once every point has them.
+        """
+        if self.sparse is not None:
+            raise InputError(f"Collection {self.name!r} already has BM25 sparse vectors")
+        encoder = Bm25Encoder(settings or Bm25Settings())
+        self._call(lambda: self.engine.add_sparse(self.name), f"adding sparse to {self.name!r}")
+        done = 0
+        for page in self.engine.scroll(self.name, self.batch_size, with_vectors=False):
+            ids = [p.id for p in page]
+            vectors: list[Sparse] = list(
+                encoder.encode_documents([str(p.payload.get("text", "")) for p in page]))
+            self._call(lambda: self.engine.upsert_sparse(self.name, ids, vectors),  # noqa: B023
+                       f"writing sparse vectors to {self.name!r}")
+            done += len(ids)
+            if on_progress:
+                on_progress(len(ids))
+        fingerprint = {**self.embedder.fingerprint, "sparse": encoder.settings.as_dict()}
+        self._call(lambda: self.engine.set_metadata(self.name, {FINGERPRINT_KEY: fingerprint}),
+                   f"updating the fingerprint of {self.name!r}")
+        self.sparse = encoder
+        return done
 
     def count(self, query_filter: models.Filter | None = None) -> int:
         """Points in the collection (matching ``query_filter`` when given)."""

@@ -131,6 +131,19 @@ class Engine(Protocol):
 
     def count(self, name: str, query_filter: Any | None = None) -> int: ...
 
+    def add_sparse(self, name: str) -> None:
+        """Give an existing collection the BM25 sparse vector (idempotent); engines that
+        cannot add a vector to a collection raise `InputError` saying what to do instead."""
+        ...
+
+    def upsert_sparse(self, name: str, ids: list[str], sparse: list[Sparse]) -> None:
+        """Set the BM25 vectors of existing points (their dense vectors and payloads kept)."""
+        ...
+
+    def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        """Replace the collection's metadata (the fingerprint)."""
+        ...
+
     def delete(self, name: str, ids: list[str]) -> None: ...
 
     def delete_by_filter(self, name: str, query_filter: Any) -> None: ...

@@ -149,6 +149,24 @@ class ClientEngine:
         return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=p.score)
                 for p in result.points]
 
+    def add_sparse(self, name: str) -> None:
+        if SPARSE_NAME in (self.client.get_collection(name).config.params.sparse_vectors or {}):
+            return
+        raise InputError(
+            f"Collection {name!r} at {self.where} cannot be given sparse vectors in place (Qdrant "
+            "adds no vector to an existing collection here); index the documents into a new "
+            "collection, which gets them by default."
+        )
+
+    def upsert_sparse(self, name: str, ids: list[str], sparse: list[Sparse]) -> None:
+        self.client.update_vectors(name, points=[
+            models.PointVectors(id=i, vector={SPARSE_NAME: _sparse(s)})
+            for i, s in zip(ids, sparse, strict=True)
+        ], wait=True)
+
+    def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        self.client.update_collection(name, metadata=metadata)
+
     def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
         records = self.client.retrieve(name, list(ids), with_payload=True, with_vectors=False)
         return [StoredPoint(id=str(r.id), payload=r.payload or {}) for r in records]

@@ -251,6 +251,34 @@ class EdgeEngine:
             with_payload=True,
         )
 
+    def add_sparse(self, name: str) -> None:
+        meta = self._meta(name)
+        if meta is None:
+            raise InputError(f"collection {name!r} does not exist at {self.root}")
+        if SPARSE_NAME not in self._sparse_names(name):  # else: a rerun after an interruption
+            shard = self._shard(name)
+            shard.update(qe.UpdateOperation.create_sparse_vector(
+                SPARSE_NAME, modifier=qe.Modifier.Idf))
+            shard.flush()
+
+    def upsert_sparse(self, name: str, ids: list[str], sparse: list[Sparse]) -> None:
+        self._shard(name).update(qe.UpdateOperation.update_vectors([
+            qe.PointVectors(i, {SPARSE_NAME: _sparse(s)}) for i, s in zip(ids, sparse, strict=True)
+        ]))
+
+    def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        meta = self._meta(name)
+        if meta is None:
+            raise InputError(f"collection {name!r} does not exist at {self.root}")
+        self._shard(name).flush()  # the vectors are durable before the metadata says so
+        has = [SPARSE_NAME] if SPARSE_NAME in self._sparse_names(name) else []
+        write_json_atomic(self._dir(name) / META_FILE,
+                          {**meta, "metadata": metadata, "sparse_vectors": has})
+
+    def _sparse_names(self, name: str) -> list[str]:
+        config = json.loads((self._dir(name) / SHARD_DIR / "edge_config.json").read_text())
+        return list(config.get("sparse_vectors") or {})
+
     def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
         records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
         return [StoredPoint(id=str(r.id), payload=r.payload or {}) for r in records]
