@@ -52,7 +52,7 @@ def quality(split: str, backend: str) -> list[dict[str, Any]]:
     return rows
 
 
-def ingest(backend: str, limit: int | None) -> list[dict[str, Any]]:
+def ingest(backend: str, limit: int | None, runs: int) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, CollectionOptions, Embedder
     from minilm_qdrant.eval import load_beir
     from minilm_qdrant.sparse import Bm25Encoder
@@ -67,7 +67,7 @@ def ingest(backend: str, limit: int | None) -> list[dict[str, Any]]:
     embedder.load()
     embedder.embed_documents(texts[:64], warn=False)  # warm-up
     rows = []
-    for sparse in (True, False, True, False):
+    for sparse in (True, False) * runs:
         options = CollectionOptions() if sparse else CollectionOptions(sparse=None)
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             with Collection("scifact", embedder, path=tmp, options=options) as col:
@@ -78,6 +78,34 @@ def ingest(backend: str, limit: int | None) -> list[dict[str, Any]]:
         rows.append(row)
         print(json.dumps(row), flush=True)
     rows.append({"bm25_encode_s": round(bm25_s, 2), "docs": len(texts)})
+    rows += store_cost(embedder, docs)
+    return rows
+
+
+def store_cost(embedder: Any, docs: list[Any]) -> list[dict[str, Any]]:
+    """What the sparse vectors add on the store side alone: the same precomputed dense vectors
+    written (batches of 256, as an ingest does) and indexed, with and without BM25."""
+    from minilm_qdrant import Collection, CollectionOptions
+
+    vectors = embedder.embed_documents([d.text for d in docs], warn=False)
+    rows = []
+    for sparse in (True, False) * 3:
+        options = CollectionOptions() if sparse else CollectionOptions(sparse=None)
+        with tempfile.TemporaryDirectory(dir="/tmp") as tmp, Collection(
+                "scifact", embedder, path=tmp, options=options) as col:
+            start = time.perf_counter()
+            for a in range(0, len(docs), 256):
+                part = docs[a:a + 256]
+                bm25 = col.sparse.encode_documents([d.text for d in part]) if col.sparse else None
+                col.engine.upsert("scifact", [d.point_id for d in part], vectors[a:a + 256],
+                                  [d.payload() for d in part], bm25)
+            written = time.perf_counter() - start
+            col.optimize()
+            total = time.perf_counter() - start
+        row = {"store_only": True, "sparse": sparse, "upsert_s": round(written, 2),
+               "upsert_and_index_s": round(total, 2)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return rows
 
 
@@ -94,11 +122,18 @@ def table(meta: dict[str, Any], q: list[dict[str, Any]], ing: list[dict[str, Any
                   "(runs alternate):", "",
                   "| sparse vectors | docs/s | seconds | disk MB |", "|---|---:|---:|---:|"]
         for r in ing:
-            if "sparse" in r:
+            if "sparse" in r and "store_only" not in r:
                 lines.append(f"| {'yes' if r['sparse'] else 'no'} | {r['docs_per_s']} | "
                              f"{r['seconds']} | {r['disk_mb']} |")
-        bm = ing[-1]
+        bm = next(r for r in ing if "bm25_encode_s" in r)
         lines.append(f"\nBM25 encoding alone: {bm['docs']:,} documents in {bm['bm25_encode_s']} s.")
+        store = [r for r in ing if "store_only" in r]
+        if store:
+            lines += ["", "The store side alone (same precomputed dense vectors, batches of 256, "
+                      "then the HNSW build; runs alternate):", "",
+                      "| sparse vectors | upsert s | upsert + index s |", "|---|---:|---:|"]
+            lines += [f"| {'yes' if r['sparse'] else 'no'} | {r['upsert_s']} | "
+                      f"{r['upsert_and_index_s']} |" for r in store]
     return "\n".join(lines) + "\n"
 
 
@@ -110,6 +145,7 @@ def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--ingest-docs", type=int, help="First N documents [default: all].")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--runs", type=int, default=2, help="Ingest runs of each kind.")
     args = parser.parse_args()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
@@ -119,7 +155,7 @@ def main() -> None:
     before = json.loads(out.read_text()) if out.exists() else {}  # a skipped part is kept
     q = before.get("quality", []) if args.skip_quality else quality(args.split, args.backend)
     ing = before.get("ingest", []) if args.skip_ingest \
-        else ingest(args.ingest_backend, args.ingest_docs)
+        else ingest(args.ingest_backend, args.ingest_docs, args.runs)
     if args.skip_quality:
         meta["backend"] = before.get("meta", {}).get("backend", args.backend)
     out.write_text(json.dumps({"meta": meta, "quality": q, "ingest": ing},

@@ -1,8 +1,9 @@
 """Retrieval for a RAG query engine with LlamaIndex, offline on the bundled all-MiniLM-L6-v2.
 
-`MiniLMEmbedding` is set as `Settings.embed_model`; the conference sessions are indexed in
-llama-index's `QdrantVectorStore` (qdrant-client local mode) through `VectorStoreIndex`, and a
-retriever finds the passages for a question.
+`MiniLMVectorStore` is a LlamaIndex vector store over a minilm-qdrant collection on the
+embedded Qdrant Edge store: nodes go in through the core (node ids kept, BM25 sparse vectors
+beside the dense ones) and the retriever's default search is hybrid, fused inside Qdrant.
+The same collection answers `minilm-qdrant search --path DIR --collection talks`.
 Run: ``python examples/llamaindex_rag.py "your question"``.
 """
 
@@ -11,50 +12,46 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from llama_index.core import Document, Settings, StorageContext, VectorStoreIndex
-from llama_index.embeddings.minilm import MiniLMEmbedding
-from llama_index.vector_stores.qdrant import QdrantVectorStore
-from qdrant_client import QdrantClient
+from llama_index.core import Document, StorageContext, VectorStoreIndex
+from llama_index.core.ingestion import IngestionPipeline
+from llama_index.vector_stores.minilm import MiniLMVectorStore
 
 CORPUS = Path(__file__).with_name("conference.jsonl")
 QUESTION = "How can I make embeddings take less memory in my vector database?"
 
-# Local mode has no payload indexes; llama-index asks for one and local Qdrant says so.
-warnings.filterwarnings("ignore", message="Payload indexes have no effect")
 
-
-def main(question: str) -> None:
-    Settings.embed_model = MiniLMEmbedding(model_name="all-MiniLM-L6-v2", embed_batch_size=16)
+def main(question: str, path: str | None = None) -> None:
     rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
     documents = [
-        Document(
-            text=f"{r['title']}\n{r['text']}", id_=r["id"],
-            metadata={"speaker": r["speaker"], "track": r["track"]},
-        )
+        Document(text=f"{r['title']}\n{r['text']}", id_=r["id"],
+                 metadata={"speaker": r["speaker"], "track": r["track"]})
         for r in rows
     ]
-    client = QdrantClient(location=":memory:")  # or path="./qdrant_data", or url=...
-    vector_store = QdrantVectorStore(collection_name="talks", client=client)
-    index = VectorStoreIndex.from_documents(
-        documents, storage_context=StorageContext.from_defaults(vector_store=vector_store)
-    )
-    print(f"indexed {len(documents)} sessions")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = MiniLMVectorStore("talks", model_name="all-MiniLM-L6-v2",
+                                  path=path or tmp)  # e.g. "./qdrant_data"
+        # The store embeds through the core: no embedding step in the pipeline.
+        IngestionPipeline(vector_store=store).run(documents=documents)
+        print(f"indexed {store.client.count()} sessions")
+        index = VectorStoreIndex.from_vector_store(
+            store, embed_model=store.embed_model,
+            storage_context=StorageContext.from_defaults(vector_store=store))
 
-    nodes = index.as_retriever(similarity_top_k=3).retrieve(question)
-    print(f"\nQ: {question}\n")
-    for hit in nodes:
-        meta = hit.node.metadata
-        print(f"[{hit.score:.3f}] {meta['speaker']} ({meta['track']})")
-        print(f"        {hit.node.get_content()[:110].replace(chr(10), ' ')}...")
+        nodes = index.as_retriever(similarity_top_k=3).retrieve(question)
+        print(f"\nQ: {question}\n")
+        for hit in nodes:
+            meta = hit.node.metadata
+            print(f"[{hit.score:.3f}] {meta['speaker']} ({meta['track']})")
+            print(f"        {hit.node.get_content()[:110].replace(chr(10), ' ')}...")
 
-    # An LLM would go here: set Settings.llm (e.g. llama-index-llms-openai or -ollama), then
-    #   answer = index.as_query_engine(similarity_top_k=3).query(question)
-    client.close()
+        # An LLM would go here: set Settings.llm (e.g. llama-index-llms-openai or -ollama), then
+        #   answer = index.as_query_engine(similarity_top_k=3).query(question)
+        store.close()
 
 
 if __name__ == "__main__":

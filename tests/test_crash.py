@@ -49,10 +49,12 @@ def wait_for(proc: subprocess.Popen[str], word: str, timeout: float = 240) -> st
 
 
 def vectors_by_id(col: Collection) -> dict[str, np.ndarray]:
+    """Dense vectors by document id; every point must also hold its BM25 sparse vector."""
     out: dict[str, np.ndarray] = {}
     for batch in col.engine.scroll(col.name, 64, True):
         for p in batch:
             assert p.vector is not None
+            assert p.sparse is not None and len(p.sparse.indices) > 0  # never one without
             out[p.payload["doc_id"]] = p.vector
     return out
 
@@ -72,7 +74,7 @@ def test_sigkill_mid_ingest_then_rerun(embedder: Embedder, tmp_path: Path, engin
         assert 16 <= after_kill < N  # killed mid-way: acknowledged batches survived
         assert set(vectors_by_id(col)) <= {d.id for d in corpus(N)}  # no phantom ids
         record(f"SIGKILL of an ingest of {N} after 2 batches ({engine})",
-               "store opens; only acknowledged documents, no phantoms",
+               "store opens; only acknowledged documents, each with dense and BM25 vectors",
                f"16..{N - 1}", after_kill)
         assert col.upsert(corpus(N)).ok
         rerun = vectors_by_id(col)

@@ -320,8 +320,20 @@ class Collection:
         return [Document.from_payload(found[pid].payload) for pid in dict.fromkeys(wanted)
                 if pid in found]
 
+    def find(self, query_filter: models.Filter | None = None, limit: int | None = None
+             ) -> list[Document]:
+        """The stored documents matching ``query_filter`` (all when None), up to ``limit``,
+        in the engine's id order."""
+        out: list[Document] = []
+        for page in self.engine.scroll(self.name, self.batch_size, False, query_filter):
+            out += (Document.from_payload(p.payload) for p in page)
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+        return out
+
     def delete(self, where: Iterable[str | int] | models.Filter) -> int:
-        """Delete documents by the caller's ids or by a filter; returns how many were."""
+        """Delete documents by the caller's ids or by a filter (``Filter()`` matches every
+        document); returns how many were."""
         selected, n = self._select(where)
         if not n:
             return 0

@@ -6,8 +6,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-TEXT_KEY, ID_KEY, METADATA_KEY = "text", "doc_id", "metadata"
-"""The payload layout of every point: the text, the caller's id, the metadata object."""
+TEXT_KEY, ID_KEY, METADATA_KEY, EXTRA_KEY = "text", "doc_id", "metadata", "extra"
+"""The payload layout of every point: the text, the caller's id, the metadata object, and
+(only when a framework keeps its own data, e.g. LlamaIndex node relationships) ``extra``."""
 
 ID_NAMESPACE = uuid.UUID("6f0b3c1e-2d7a-5b8e-9c4f-1a2b3c4d5e6f")
 
@@ -19,6 +20,8 @@ class Document:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """A framework's own data kept beside the text and metadata (not searched, not shown)."""
 
     @property
     def point_id(self) -> str:
@@ -32,12 +35,15 @@ class Document:
 
     def payload(self) -> dict[str, Any]:
         """The point's payload (filters address metadata as ``metadata.<key>``)."""
-        return {TEXT_KEY: self.text, ID_KEY: self.id, METADATA_KEY: self.metadata}
+        payload = {TEXT_KEY: self.text, ID_KEY: self.id, METADATA_KEY: self.metadata}
+        if self.extra:
+            payload[EXTRA_KEY] = self.extra
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Document:
         return cls(payload.get(TEXT_KEY, ""), payload.get(METADATA_KEY) or {},
-                   payload.get(ID_KEY))
+                   payload.get(ID_KEY), payload.get(EXTRA_KEY) or {})
 
 
 def point_id(doc_id: str | int) -> str:
@@ -55,13 +61,14 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_point(cls, pid: str, score: float, payload: dict[str, Any]) -> Hit:
         """A hit from a stored point: the caller's id where there is one, else the point id."""
         doc_id = payload.get(ID_KEY)
         return cls(doc_id if doc_id is not None else pid, score, payload.get(TEXT_KEY, ""),
-                   payload.get(METADATA_KEY) or {})
+                   payload.get(METADATA_KEY) or {}, payload.get(EXTRA_KEY) or {})
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}

@@ -1,6 +1,6 @@
-"""LangChain integration for minilm-qdrant."""
+"""LangChain integration for minilm-qdrant: embeddings and a vector store over `Collection`."""
 
 from langchain_minilm.embeddings import MiniLMEmbeddings
-from langchain_minilm.vectorstores import MiniLMQdrantVectorStore, minilm_vector_store
+from langchain_minilm.vectorstores import MiniLMVectorStore
 
-__all__ = ["MiniLMEmbeddings", "MiniLMQdrantVectorStore", "minilm_vector_store"]
+__all__ = ["MiniLMEmbeddings", "MiniLMVectorStore"]

@@ -1,105 +1,273 @@
-"""A `langchain_qdrant.QdrantVectorStore` over a collection made by the core `Collection`.
+"""`MiniLMVectorStore`: a LangChain `VectorStore` over the core `Collection`, on any engine.
 
-Two things differ from a plain ``QdrantVectorStore``: the collection is opened through the core
-`Collection` first (same fingerprint check, `CollectionMismatch` on another model), and
-relevance scores are right for dot-product collections. langchain-qdrant maps a DOT score
-``s`` to ``1 - s`` (for ``s > 0``), so the closest document would get the lowest relevance;
-here normalised vectors give ``(1 + s) / 2`` and unnormalised ones a logistic of ``s``: both
-in ``[0, 1]``, higher = more relevant.
+It translates LangChain calls into `Collection` calls and holds no retrieval logic: writes go
+through `Collection.upsert` (deterministic ids, bounded and retried batches, fingerprint
+check, BM25 vectors beside the dense ones), searches through `Collection.search` (hybrid,
+dense or sparse, fused and MMR-ranked inside Qdrant), reads and deletes by the caller's ids.
+A collection filled by the CLI is read here and the other way round (same payload layout).
+Async methods are LangChain's own thin wrappers that run this same code in a worker thread.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from langchain_qdrant import QdrantVectorStore, RetrievalMode
-from qdrant_client import QdrantClient, models
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from langchain_qdrant import RetrievalMode
+from qdrant_client import models
 
 from langchain_minilm.embeddings import MiniLMEmbeddings
-from minilm_qdrant import Collection
+from minilm_qdrant import Collection, Hit
+from minilm_qdrant import Document as CoreDocument
+from minilm_qdrant.collection import DEFAULT_COLLECTION
+from minilm_qdrant.documents import ID_NAMESPACE
+from minilm_qdrant.engines import Fusion, Mode
 
-CONTENT_KEY = "text"
-"""Payload key of the text, as the core `Collection` writes it."""
-METADATA_KEY = "metadata"
-"""Payload key of the metadata, as the core `Collection` writes it."""
-
-_DISTANCES = {
-    "dot": models.Distance.DOT,
-    "cosine": models.Distance.COSINE,
-    "euclid": models.Distance.EUCLID,
-}
+Filter = models.Filter | dict[str, Any] | None
 
 
-class MiniLMQdrantVectorStore(QdrantVectorStore):
-    """A ``QdrantVectorStore`` whose relevance scores grow with similarity for DOT too.
+class MiniLMVectorStore(VectorStore):
+    """LangChain vector store on a minilm-qdrant collection (embedded Qdrant Edge by default).
 
-    Open one with `minilm_vector_store` rather than directly.
-    """
+    Example:
+        ```python
+        from langchain_minilm import MiniLMEmbeddings, MiniLMVectorStore
 
-    def __init__(self, *args: Any, normalized: bool = True, **kwargs: Any) -> None:
-        """As ``QdrantVectorStore``; ``normalized``: the stored vectors are unit length."""
-        super().__init__(*args, **kwargs)
-        self.normalized = normalized
-
-    def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        if self.distance == models.Distance.DOT:
-            return _unit_dot_relevance if self.normalized else _logistic_relevance
-        return super()._select_relevance_score_fn()
-
-
-def minilm_vector_store(
-    client: QdrantClient,
-    collection_name: str,
-    embedding: MiniLMEmbeddings | None = None,
-    *,
-    create: bool = False,
-    **collection_kwargs: Any,
-) -> MiniLMQdrantVectorStore:
-    """Open a LangChain vector store on a minilm-qdrant collection.
+        store = MiniLMVectorStore(embedding=MiniLMEmbeddings(model="all-MiniLM-L6-v2"),
+                                  collection_name="docs", path="./qdrant_data")
+        store.add_texts(["HNSW in practice"], metadatas=[{"day": 1}], ids=["s1"])
+        store.similarity_search("vector indexes", k=3, filter={"day": 1})
+        ```
 
     Args:
-        client: the Qdrant client (server, cluster or local mode) holding the collection.
-        collection_name: the collection, as made by the core `Collection`.
-        embedding: the embeddings to query with; default: the model recorded in the
-            collection's fingerprint.
-        create: create the collection (with its fingerprint) when missing.
-        **collection_kwargs: passed to the core `Collection` (e.g. ``options``).
-
-    Raises:
-        CollectionMismatch: the collection holds another model's vectors.
-        CollectionNotFound: it does not exist and ``create`` is false.
+        embedding: the embeddings; default: the model recorded in an existing collection.
+        collection_name: the collection (created, with its fingerprint, when missing).
+        path / url / api_key / client: where it lives (as `Collection`); default in memory.
+        collection: an open core `Collection` to use as it is (then the above are not given).
+        retrieval_mode: ``RetrievalMode.HYBRID`` / ``DENSE`` / ``SPARSE`` (or their strings);
+            default: the collection's own (hybrid where it has BM25 sparse vectors).
+        fusion: how hybrid fuses in Qdrant, ``dbsf`` (default) or ``rrf``.
+        **collection_kwargs: passed to `Collection` (``options``, ``batch_size``, ...).
     """
-    core = Collection(
-        collection_name,
-        embedding.embedder if embedding is not None else None,
-        client=client,
-        create=create,
-        **collection_kwargs,
-    )
-    # The core `Collection` only validated (or created) the collection: the client stays open
-    # for the vector store, so `core` is not closed here.
-    embedding = embedding or MiniLMEmbeddings.from_embedder(core.embedder)
-    spec = core.embedder.spec
-    return MiniLMQdrantVectorStore(
-        client=client,
-        collection_name=collection_name,
-        embedding=embedding,
-        retrieval_mode=RetrievalMode.DENSE,
-        content_payload_key=CONTENT_KEY,
-        metadata_payload_key=METADATA_KEY,
-        distance=_DISTANCES[spec.distance],
-        validate_collection_config=False,  # the fingerprint check above is stricter
-        normalized=spec.normalize,
-    )
+
+    def __init__(
+        self,
+        embedding: MiniLMEmbeddings | None = None,
+        collection_name: str = DEFAULT_COLLECTION,
+        *,
+        path: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: Any | None = None,
+        collection: Collection | None = None,
+        retrieval_mode: RetrievalMode | str | None = None,
+        fusion: Fusion = "dbsf",
+        **collection_kwargs: Any,
+    ) -> None:
+        if embedding is not None and not isinstance(embedding, MiniLMEmbeddings):
+            raise TypeError(
+                f"MiniLMVectorStore needs MiniLMEmbeddings, not {type(embedding).__name__}: "
+                "its collections are fingerprinted for a minilm-qdrant model"
+            )
+        if collection is None:
+            collection = Collection(
+                collection_name, embedding.embedder if embedding is not None else None,
+                path=path, url=url, api_key=api_key, client=client, **collection_kwargs,
+            )
+        elif any(v is not None for v in (path, url, api_key, client)) or collection_kwargs:
+            raise ValueError("give either collection= or where to open one (path, url...)")
+        self.collection = collection
+        self._embeddings = embedding or MiniLMEmbeddings.from_embedder(collection.embedder)
+        mode = retrieval_mode.value if isinstance(retrieval_mode, RetrievalMode) \
+            else retrieval_mode
+        self.mode: Mode = collection.resolve_mode(mode)  # type: ignore[arg-type]
+        self.fusion: Fusion = fusion
+
+    def __repr__(self) -> str:
+        return f"MiniLMVectorStore({self.collection!r}, mode={self.mode!r})"
+
+    @property
+    def embeddings(self) -> MiniLMEmbeddings:
+        return self._embeddings
+
+    def close(self) -> None:
+        """Release the store (and the embedded store's lock)."""
+        self.collection.close()
+
+    # --- writes -------------------------------------------------------------------------
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and store texts (any iterable, streamed in bounded batches); returns their
+        ids: yours, or for a text without one an id derived from the text, so adding the
+        same texts again changes nothing."""
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        if isinstance(texts, Sequence):
+            for name, given in (("metadatas", metadatas), ("ids", ids)):
+                if given is not None and len(given) != len(texts):
+                    raise ValueError(f"{len(texts)} texts but {len(given)} {name}")
+        written: list[str] = []
+        self.collection.upsert(self._documents(texts, metadatas, ids, written))
+        if (metadatas is not None and len(metadatas) != len(written)) or (
+                ids is not None and len(ids) != len(written)):
+            raise ValueError(f"{len(written)} texts were given with "
+                             f"{len(metadatas or ids or [])} metadatas or ids")
+        return written
+
+    @staticmethod
+    def _documents(
+        texts: Iterable[str], metadatas: list[dict[str, Any]] | None,
+        ids: Sequence[str | None] | None, out: list[str],
+    ) -> Iterator[CoreDocument]:
+        for i, text in enumerate(texts):
+            if (metadatas is not None and i >= len(metadatas)) or (
+                    ids is not None and i >= len(ids)):
+                raise ValueError("more texts than metadatas or ids")
+            given = ids[i] if ids is not None else None
+            doc_id = given if given is not None else _text_id(text)
+            out.append(doc_id)
+            yield CoreDocument(text, dict(metadatas[i]) if metadatas else {}, id=doc_id)
+
+    def delete(
+        self, ids: list[str] | None = None, *, filter: Filter = None, **kwargs: Any
+    ) -> bool | None:
+        """Delete by your ids, or by ``filter``; ids not stored are ignored. True when done."""
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        if (ids is None) == (filter is None):
+            raise ValueError("give ids or a filter (one of them)")
+        where = _filter(filter)
+        self.collection.delete(ids if where is None else where)  # type: ignore[arg-type]
+        return True
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """The stored documents with these ids, in the order asked (missing ones absent)."""
+        return [Document(page_content=d.text, metadata=d.metadata, id=str(d.id))
+                for d in self.collection.get(list(ids))]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents and the collection's scores (higher = closer), in the store's mode."""
+        hits = self.collection.search(query, k, mode=self.mode, fusion=self.fusion,
+                                      query_filter=_filter(filter), **kwargs)
+        return [(_document(h), h.score) for h in hits]
+
+    def similarity_search(
+        self, query: str, k: int = 4, filter: Filter = None, **kwargs: Any
+    ) -> list[Document]:
+        return [d for d, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
+
+    def similarity_search_with_score_by_vector(
+        self, embedding: list[float], k: int = 4, filter: Filter = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Dense search with an already embedded query."""
+        hits = self.collection.search_vector(np.asarray(embedding, dtype=np.float32), k,
+                                             mode="dense", query_filter=_filter(filter), **kwargs)
+        return [(_document(h), h.score) for h in hits]
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: Filter = None, **kwargs: Any
+    ) -> list[Document]:
+        return [d for d, _ in self.similarity_search_with_score_by_vector(
+            embedding, k, filter, **kwargs)]
+
+    def max_marginal_relevance_search(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        filter: Filter = None, **kwargs: Any,
+    ) -> list[Document]:
+        """MMR inside Qdrant over ``fetch_k`` candidates of the store's mode; ``lambda_mult``
+        as in LangChain: 1 = relevance only, 0 = diversity only."""
+        hits = self.collection.search(
+            query, k, mode=self.mode, fusion=self.fusion, prefetch=fetch_k,
+            diversity=_diversity(lambda_mult), query_filter=_filter(filter), **kwargs)
+        return [_document(h) for h in hits]
+
+    def max_marginal_relevance_search_by_vector(
+        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+        filter: Filter = None, **kwargs: Any,
+    ) -> list[Document]:
+        hits = self.collection.search_vector(
+            np.asarray(embedding, dtype=np.float32), k, mode="dense", prefetch=fetch_k,
+            diversity=_diversity(lambda_mult), query_filter=_filter(filter), **kwargs)
+        return [_document(h) for h in hits]
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """Scores -> relevance in [0, 1], higher = more relevant, for the store's mode."""
+        if self.mode == "sparse":
+            return lambda s: max(0.0, s) / (1.0 + max(0.0, s))  # BM25: unbounded above
+        if self.mode == "hybrid":
+            top = 2.0 if self.fusion == "dbsf" else 2.0 / 61  # 2 sides, each normalised
+            return lambda s: _clamp(s / top)
+        if self.collection.embedder.spec.normalize:
+            return lambda s: _clamp((1.0 + s) / 2.0)  # a cosine in [-1, 1]
+        return lambda s: 0.5 * (1.0 + math.tanh(s / 2.0))
+
+    # --- constructors -------------------------------------------------------------------
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        collection_name: str = DEFAULT_COLLECTION,
+        **kwargs: Any,
+    ) -> MiniLMVectorStore:
+        """A store on ``collection_name`` (``path=``, ``url=``... as the constructor) holding
+        ``texts``."""
+        store = cls(embedding, collection_name, **kwargs)  # type: ignore[arg-type]
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
 
 
-def _unit_dot_relevance(score: float) -> float:
-    """Dot product of unit vectors (a cosine in ``[-1, 1]``) -> ``[0, 1]``."""
-    return min(1.0, max(0.0, (1.0 + score) / 2.0))
+def _text_id(text: str) -> str:
+    """The id of a text added without one: stable, so re-adding it changes nothing."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"text:{text}"))
 
 
-def _logistic_relevance(score: float) -> float:
-    """Unbounded dot product -> ``(0, 1)``, order preserved."""
-    return 0.5 * (1.0 + math.tanh(score / 2.0))
+def _document(hit: Hit) -> Document:
+    return Document(page_content=hit.text, metadata=hit.metadata, id=str(hit.id))
+
+
+def _diversity(lambda_mult: float) -> float:
+    if not 0.0 <= lambda_mult <= 1.0:
+        raise ValueError(f"lambda_mult must be between 0 and 1, got {lambda_mult}")
+    return 1.0 - lambda_mult
+
+
+def _clamp(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+def _filter(flt: Filter) -> models.Filter | None:
+    """A qdrant Filter as it is; a dict ``{key: value}`` as metadata equalities (a list value
+    matches any of its items)."""
+    if flt is None or isinstance(flt, models.Filter):
+        return flt
+    if not isinstance(flt, dict):
+        raise TypeError(f"filter must be a qdrant_client.models.Filter or a dict, "
+                        f"not {type(flt).__name__}")
+    must: list[Any] = []
+    for key, value in flt.items():
+        match: Any = models.MatchAny(any=list(value)) if isinstance(value, (list, tuple)) \
+            else models.MatchValue(value=value)
+        must.append(models.FieldCondition(key=f"metadata.{key}", match=match))
+    return models.Filter(must=must)

@@ -1,12 +1,21 @@
-"""langchain-tests' standard suites, unmodified, on the real bundled model."""
+"""langchain-tests' standard suites, unmodified, on the real bundled model: the embeddings, and
+`MiniLMVectorStore` (sync and async) on the embedded Edge store, on qdrant-client's in-memory
+local mode and on a qdrant-client local store on disk."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from langchain_minilm import MiniLMEmbeddings
-from langchain_tests.integration_tests import EmbeddingsIntegrationTests
+import pytest
+from langchain_minilm import MiniLMEmbeddings, MiniLMVectorStore
+from langchain_tests.integration_tests import (
+    EmbeddingsIntegrationTests,
+    VectorStoreIntegrationTests,
+)
 from langchain_tests.unit_tests import EmbeddingsUnitTests
+from qdrant_client import QdrantClient
 
 PARAMS = {"model": "all-MiniLM-L6-v2"}
 
@@ -29,3 +38,40 @@ class TestMiniLMEmbeddingsIntegration(EmbeddingsIntegrationTests):
     @property
     def embedding_model_params(self) -> dict[str, Any]:
         return PARAMS
+
+
+class TestVectorStoreEdge(VectorStoreIntegrationTests):
+    """The embedded Qdrant Edge store (the default of `path=`)."""
+
+    @pytest.fixture
+    def vectorstore(  # type: ignore[override]
+        self, tmp_path: Path, embeddings: MiniLMEmbeddings
+    ) -> Iterator[MiniLMVectorStore]:
+        store = MiniLMVectorStore(embeddings, "standard", path=str(tmp_path / "edge"))
+        yield store
+        store.close()
+
+
+class TestVectorStoreMemory(VectorStoreIntegrationTests):
+    """qdrant-client's in-memory local mode."""
+
+    @pytest.fixture
+    def vectorstore(  # type: ignore[override]
+        self, embeddings: MiniLMEmbeddings
+    ) -> Iterator[MiniLMVectorStore]:
+        store = MiniLMVectorStore(embeddings, "standard", path=":memory:")
+        yield store
+        store.close()
+
+
+class TestVectorStoreLocal(VectorStoreIntegrationTests):
+    """A qdrant-client local store on disk (what langchain-qdrant and llama-index use)."""
+
+    @pytest.fixture
+    def vectorstore(  # type: ignore[override]
+        self, tmp_path: Path, embeddings: MiniLMEmbeddings
+    ) -> Iterator[MiniLMVectorStore]:
+        client = QdrantClient(path=str(tmp_path / "local"))
+        store = MiniLMVectorStore(embeddings, "standard", client=client)
+        yield store
+        client.close()

@@ -204,12 +204,13 @@ class ClientEngine:
         """A server indexes in the background; local mode has no index to build."""
 
     def scroll(
-        self, name: str, batch: int, with_vectors: bool = True
+        self, name: str, batch: int, with_vectors: bool = True, query_filter: Any | None = None
     ) -> Iterator[list[StoredPoint]]:
         offset = None
         while True:
             points, offset = self.client.scroll(
-                name, limit=batch, offset=offset, with_payload=True, with_vectors=with_vectors
+                name, scroll_filter=query_filter, limit=batch, offset=offset, with_payload=True,
+                with_vectors=with_vectors,
             )
             yield [_stored(p, with_vectors) for p in points]
             if offset is None:

@@ -328,13 +328,15 @@ class EdgeEngine:
         return int(self._shard(name).info().indexed_vectors_count)
 
     def scroll(
-        self, name: str, batch: int, with_vectors: bool = True
+        self, name: str, batch: int, with_vectors: bool = True, query_filter: Any | None = None
     ) -> Iterator[list[StoredPoint]]:
         shard = self._shard(name)
+        flt = to_edge_filter(query_filter)
         offset: Any = None
         while True:
             records, offset = shard.scroll(qe.ScrollRequest(
-                offset=offset, limit=batch, with_payload=True, with_vector=with_vectors))
+                offset=offset, limit=batch, filter=flt, with_payload=True,
+                with_vector=with_vectors))
             yield [_stored(r, with_vectors) for r in records]
             if offset is None:
                 return
