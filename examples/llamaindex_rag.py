@@ -1,8 +1,9 @@
 """Retrieval for a RAG query engine with LlamaIndex, offline on the bundled all-MiniLM-L6-v2.
 
 `MiniLMVectorStore` is a LlamaIndex vector store over a minilm-qdrant collection on the
-embedded Qdrant Edge store: nodes go in through the core (node ids kept, BM25 sparse vectors
-beside the dense ones) and the retriever's default search is hybrid, fused inside Qdrant.
+embedded Qdrant Edge store: nodes go in through the core (node ids kept, the embeddings
+LlamaIndex made checked against the collection's model, BM25 sparse vectors beside them) and
+the retriever's default search is hybrid, fused inside Qdrant.
 The same collection answers `minilm-qdrant search --path DIR --collection talks`.
 Run: ``python examples/llamaindex_rag.py "your question"``.
 """
@@ -18,7 +19,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from llama_index.core import Document, StorageContext, VectorStoreIndex
-from llama_index.core.ingestion import IngestionPipeline
 from llama_index.vector_stores.minilm import MiniLMVectorStore
 
 CORPUS = Path(__file__).with_name("conference.jsonl")
@@ -35,12 +35,10 @@ def main(question: str, path: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = MiniLMVectorStore("talks", model_name="all-MiniLM-L6-v2",
                                   path=path or tmp)  # e.g. "./qdrant_data"
-        # The store embeds through the core: no embedding step in the pipeline.
-        IngestionPipeline(vector_store=store).run(documents=documents)
+        index = VectorStoreIndex.from_documents(  # embedded once, with the collection's model
+            documents, storage_context=StorageContext.from_defaults(vector_store=store),
+            embed_model=store.embed_model)
         print(f"indexed {store.client.count()} sessions")
-        index = VectorStoreIndex.from_vector_store(
-            store, embed_model=store.embed_model,
-            storage_context=StorageContext.from_defaults(vector_store=store))
 
         nodes = index.as_retriever(similarity_top_k=3).retrieve(question)
         print(f"\nQ: {question}\n")

@@ -10,7 +10,7 @@ Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -183,14 +183,19 @@ class Collection:
         *,
         on_progress: Callable[[int], None] | None = None,
         optimize: bool = True,
+        vectors: Mapping[str | int, Sequence[float]] | None = None,
+        embedded_text: Callable[[Document], str] | None = None,
     ) -> UpsertReport:
         """Embed and write documents in bounded batches, each acknowledged before it counts
         (dense and BM25 vectors of a point in one write); see `minilm_qdrant.ingest.ingest`.
+        ``vectors`` (by document id) skips embedding for vectors a framework already made
+        with this model (checked on one).
 
         Raises `IngestError` (carrying the report) when a batch fails for good. Rerunning the
         same ingest completes it without duplicates, as point ids are deterministic.
         """
-        return ingest(self, documents, on_progress=on_progress, optimize=optimize)
+        return ingest(self, documents, on_progress=on_progress, optimize=optimize,
+                      vectors=vectors, embedded_text=embedded_text)
 
     def optimize(self) -> None:
         """Build the HNSW index after a bulk ingest (a no-op where the engine does it itself)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,9 +24,9 @@ from minilm_qdrant.batching import (
     preview,
     problem,
 )
-from minilm_qdrant.documents import Document
+from minilm_qdrant.documents import Document, point_id
 from minilm_qdrant.engines import Sparse
-from minilm_qdrant.errors import IngestError, MiniLMQdrantError
+from minilm_qdrant.errors import CollectionMismatch, IngestError, InputError, MiniLMQdrantError
 from minilm_qdrant.pipeline import StageError, staged
 
 if TYPE_CHECKING:
@@ -59,12 +59,22 @@ class UpsertReport:
         return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
+MIN_AGREEMENT = 0.98
+"""Cosine under which given vectors are taken for another model's (torch, ONNX and int8
+vectors of one model agree to >= 0.99; another model's share no such space)."""
+
+
 def ingest(
     col: Collection, documents: Iterable[Document], *,
     on_progress: Callable[[int], None] | None = None, optimize: bool = True,
+    vectors: Mapping[str | int, Sequence[float]] | None = None,
+    embedded_text: Callable[[Document], str] | None = None,
 ) -> UpsertReport:
     """Embed and write ``documents`` into ``col`` in bounded batches.
 
+    ``vectors`` (by the documents' ids) are used instead of embedding, once the first one
+    is checked against the collection's model (on ``embedded_text(doc)``, default the text):
+    vectors of another model raise `CollectionMismatch` before anything is written.
     With ``optimize`` (default) the engine then builds its search index (HNSW) where it
     does not do so on its own (the embedded store), so search is not a full scan.
     """
@@ -72,6 +82,25 @@ def ingest(
     start = time.monotonic()
     seen: set[str] = set()
     batch: list[Document] = []
+    given = None if vectors is None else {point_id(k): v for k, v in vectors.items()}
+    checked = given is None
+
+    def encode(docs: list[Document]) -> np.ndarray:
+        nonlocal checked
+        if given is None:
+            encoded = col.embedder.encode_documents([d.text for d in docs], warn=False)
+            report.truncated += encoded.truncated
+            report.tokens += encoded.tokens
+            report.padded_tokens += encoded.padded
+            return encoded.vectors
+        missing = [d.id for d in docs if d.point_id not in given]
+        if missing:
+            raise InputError(f"no vector given for documents {preview(missing)}")
+        rows = np.stack([np.asarray(given[d.point_id], dtype=np.float32) for d in docs])
+        if not checked:  # one vector, in the first batch
+            _agree(col, docs[0], rows[0], embedded_text)
+            checked = True
+        return rows
 
     def embed(batch: list[Document]) -> tuple[list[Document], np.ndarray, list[Sparse] | None]:
         unique = {doc.point_id: doc for doc in batch}  # last one wins
@@ -79,22 +108,19 @@ def ingest(
         report.duplicates += sum(pid in seen for pid in unique)
         seen.update(unique)
         docs = list(unique.values())
-        encoded = col.embedder.encode_documents([d.text for d in docs], warn=False)
-        report.truncated += encoded.truncated
-        report.tokens += encoded.tokens
-        report.padded_tokens += encoded.padded
-        check_vectors(encoded.vectors, docs, col.embedder.dim)
+        dense = encode(docs)
+        check_vectors(dense, docs, col.embedder.dim)
         sparse: list[Sparse] | None = None
         if col.sparse:
             sparse = list(col.sparse.encode_documents([d.text for d in docs]))
-        return docs, encoded.vectors, sparse  # written together: never one without the other
+        return docs, dense, sparse  # written together: never one without the other
 
     try:
-        for batch, (docs, vectors, sparse) in staged(col._batches(documents), embed):
+        for batch, (docs, dense, sparse) in staged(col._batches(documents), embed):
             ids = [d.point_id for d in docs]
             payloads = [d.payload() for d in docs]
             col._call(
-                functools.partial(col.engine.upsert, col.name, ids, vectors, payloads, sparse),
+                functools.partial(col.engine.upsert, col.name, ids, dense, payloads, sparse),
                 f"writing {len(docs)} points to {col.name!r}",
                 report,
             )
@@ -125,6 +151,22 @@ def ingest(
         col.optimize()
     report.seconds = time.monotonic() - start
     return report
+
+
+def _agree(col: Collection, doc: Document, given: np.ndarray,
+           embedded_text: Callable[[Document], str] | None) -> None:
+    """Refuse vectors that the collection's model did not make (one is re-embedded)."""
+    if given.shape != (col.embedder.dim,):
+        return  # check_vectors names the wrong shape
+    ours = col.embedder.embed_documents([(embedded_text or (lambda d: d.text))(doc)],
+                                        warn=False)[0]
+    cosine = float(ours @ given / (np.linalg.norm(ours) * np.linalg.norm(given) or 1.0))
+    if cosine < MIN_AGREEMENT:
+        raise CollectionMismatch(
+            f"the vector given for document {doc.id!r} is not {col.embedder.spec.name}'s "
+            f"(cosine {cosine:.3f} to it): collection {col.name!r} holds that model's vectors "
+            "only; embed with it (or let the collection embed)"
+        )
 
 
 def batches(

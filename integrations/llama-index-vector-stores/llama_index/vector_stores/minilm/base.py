@@ -115,8 +115,20 @@ class MiniLMVectorStore(BasePydanticVectorStore):
     # --- writes -------------------------------------------------------------------------
 
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        """Write nodes through the core (embedded by the collection's model); their ids."""
-        self._collection.upsert(_document(n) for n in nodes)
+        """Write nodes through the core; their ids. The embeddings LlamaIndex made (of the
+        node's embed content: its text with the metadata it chose) are used as they are once
+        one is checked against the collection's model (`CollectionMismatch` otherwise); nodes
+        without one are embedded by the core from their text."""
+        given = [n for n in nodes if n.embedding is not None]
+        by_id = {n.node_id: n for n in given}
+        if given:
+            self._collection.upsert(
+                (_document(n) for n in given),
+                vectors={n.node_id: n.embedding for n in given},  # type: ignore[misc]
+                embedded_text=lambda d: by_id[str(d.id)].get_content(MetadataMode.EMBED))
+        bare = [n for n in nodes if n.embedding is None]
+        if bare:
+            self._collection.upsert(_document(n) for n in bare)
         return [n.node_id for n in nodes]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
@@ -128,6 +140,8 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         **delete_kwargs: Any,
     ) -> None:
         """Delete nodes by id, by metadata filters, or both (nodes matching both)."""
+        if node_ids == []:
+            return
         where = _select(node_ids, filters)
         if where is None:
             raise ValueError("give node_ids or filters")
@@ -143,6 +157,8 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
     ) -> list[BaseNode]:
         """Nodes by id (in the order asked), by metadata filters, or both."""
+        if node_ids == []:
+            return []
         if filters is None and node_ids is not None:
             return [_node(d) for d in self._collection.get(node_ids)]
         return [_node(d) for d in self._collection.find(_select(node_ids, filters))]
@@ -153,7 +169,9 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         mode, diversity = self._mode(query)
         k = query.hybrid_top_k if mode == "hybrid" and query.hybrid_top_k else \
             query.similarity_top_k
-        flt = _select(query.node_ids, query.filters, query.doc_ids)
+        # an empty list is no constraint: the index passes its (empty) node list of a store
+        # that keeps the text
+        flt = _select(query.node_ids or None, query.filters, query.doc_ids or None)
         if query.query_str:
             hits = self._collection.search(
                 query.query_str, k, mode=mode, fusion=self.fusion,  # type: ignore[arg-type]
