@@ -68,7 +68,7 @@ def test_relevance_scores_grow_with_similarity(
 
 
 def test_mmr_runs_in_the_engine(talks: MiniLMVectorStore) -> None:
-    plain = [d.id for d in talks.similarity_search(QUESTION, k=4)]
+    plain = [d.id for d in talks.similarity_search(QUESTION, k=4, prefetch=20)]  # = fetch_k
     assert [d.id for d in talks.max_marginal_relevance_search(
         QUESTION, k=4, fetch_k=20, lambda_mult=1.0)] == plain
     diverse = [d.id for d in talks.max_marginal_relevance_search(
