@@ -93,7 +93,53 @@ def ours(backend: str) -> Callable[[str, Docs, dict[str, str], str], Result]:
     return runner
 
 
+def lc_minilm(backend: str) -> Callable[[str, Docs, dict[str, str], str], Result]:
+    """The LangChain quick start on our store: ``MiniLMVectorStore.from_texts`` on the embedded
+    store, then ``similarity_search`` (hybrid, the default)."""
+
+    def runner(model: str, docs: Docs, queries: dict[str, str], store: str) -> Result:
+        from langchain_minilm import MiniLMEmbeddings, MiniLMVectorStore
+
+        start = time.perf_counter()
+        vs = MiniLMVectorStore.from_texts(
+            [d["text"] for d in docs], MiniLMEmbeddings(model="all-MiniLM-L6-v2", backend=backend),
+            ids=[d["id"] for d in docs], path=store, collection_name="bench")
+        seconds = time.perf_counter() - start
+        run = {q: [str(h.id) for h in vs.similarity_search(t, k=10)] for q, t in queries.items()}
+        vs.close()
+        return seconds, run
+
+    return runner
+
+
+def li_minilm(backend: str) -> Callable[[str, Docs, dict[str, str], str], Result]:
+    """LlamaIndex on our store: ``VectorStoreIndex`` over ``MiniLMVectorStore`` (embedded
+    store), then the retriever (hybrid, the default)."""
+
+    def runner(model: str, docs: Docs, queries: dict[str, str], store: str) -> Result:
+        from llama_index.core import Settings, StorageContext, VectorStoreIndex
+        from llama_index.core.schema import TextNode
+        from llama_index.vector_stores.minilm import MiniLMVectorStore
+
+        Settings.llm = None
+        start = time.perf_counter()
+        vs = MiniLMVectorStore("bench", model_name="all-MiniLM-L6-v2", backend=backend,
+                               path=store)
+        nodes = [TextNode(text=d["text"], id_=d["id"]) for d in docs]
+        index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
+            vector_store=vs), embed_model=vs.embed_model)
+        seconds = time.perf_counter() - start
+        retriever = index.as_retriever(similarity_top_k=10)
+        run = {q: [n.node.node_id for n in retriever.retrieve(t)] for q, t in queries.items()}
+        vs.close()
+        return seconds, run
+
+    return runner
+
+
 STACK_RUNNERS: dict[str, Any] = {
     "langchain": langchain, "llamaindex": llamaindex, "st-upload": st_upload,
     **{b: ours(b) for b in ("torch", "torch-bf16", "onnx", "onnx-int8")},
+    **{f"lc-minilm-{b}": lc_minilm(b) for b in ("torch", "auto", "onnx-int8")},
+    **{f"li-minilm-{b}": li_minilm(b) for b in ("torch", "auto", "onnx-int8")},
 }

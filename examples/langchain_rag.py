@@ -46,7 +46,7 @@ def main(question: str, path: str | None = None) -> None:
         context = "\n\n".join(p.page_content for p in passages)
         print(f"\n{len(context)} characters of context for the LLM")
         # An LLM would go here, e.g. with langchain-openai or langchain-ollama:
-        #   answer = llm.invoke(f"Answer from this context only:\n{context}\n\nQuestion: {question}")
+        #   answer = llm.invoke(f"Answer from this context:\n{context}\n\nQuestion: {question}")
         store.close()
 
 

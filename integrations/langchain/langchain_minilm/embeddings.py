@@ -35,19 +35,24 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
     batch_size: int = Field(default=256, ge=1)
     """Most texts per forward pass (passes are also bounded in tokens), for the core embedder."""
 
+    backend: str = "torch"
+    """``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8`` or ``auto`` (see the core README)."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 
     _embedder: Embedder = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
         """Resolve the model now (cheap, no weights) so an unknown name fails here."""
-        self._embedder = Embedder(self.model_name, device=self.device, batch_size=self.batch_size)
+        self._embedder = Embedder(self.model_name, device=self.device,
+                                  batch_size=self.batch_size, backend=self.backend)
 
     @classmethod
     def from_embedder(cls, embedder: Embedder) -> MiniLMEmbeddings:
         """Wrap an existing core embedder (e.g. the one a `Collection` resolved)."""
         instance = cls(
-            model=embedder.model_name, device=embedder.device, batch_size=embedder.batch_size
+            model=embedder.model_name, device=embedder.device, batch_size=embedder.batch_size,
+            backend=embedder.backend_name,
         )
         instance._embedder = embedder
         return instance

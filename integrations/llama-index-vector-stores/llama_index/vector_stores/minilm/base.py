@@ -57,6 +57,7 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         collection_name: the collection (created, with its fingerprint, when missing).
         model_name: the model of a new collection; default: the one an existing collection
             records (else the registry default).
+        backend: the core backend that embeds (``torch``, ``onnx``, ``auto``...).
         path / url / api_key / client: where it lives (as `Collection`); default in memory.
         collection: an open core `Collection` to use as it is.
         fusion: how hybrid fuses in Qdrant, ``dbsf`` (default) or ``rrf``.
@@ -77,6 +78,7 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         collection_name: str = DEFAULT_COLLECTION,
         *,
         model_name: str | None = None,
+        backend: str = "torch",
         path: str | None = None,
         url: str | None = None,
         api_key: str | None = None,
@@ -86,13 +88,17 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         **collection_kwargs: Any,
     ) -> None:
         if collection is None:
-            embedder = MiniLMEmbedding(model_name).embedder if model_name else None
+            embedder = MiniLMEmbedding(model_name, backend=backend).embedder \
+                if model_name else None
             collection = Collection(collection_name, embedder, path=path, url=url,
-                                    api_key=api_key, client=client, **collection_kwargs)
+                                    api_key=api_key, client=client, backend=backend,
+                                    **collection_kwargs)
         super().__init__(collection_name=collection.name, fusion=fusion)  # type: ignore[call-arg]
         self._collection = collection
-        embed = MiniLMEmbedding(collection.embedder.model_name)
-        embed._embedder = collection.embedder  # one set of weights per process
+        core = collection.embedder
+        embed = MiniLMEmbedding(core.model_name, backend=core.backend_name,
+                                embed_batch_size=core.batch_size)
+        embed._embedder = core  # one set of weights per process
         self._embed_model = embed
 
     @classmethod

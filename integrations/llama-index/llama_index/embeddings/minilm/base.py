@@ -35,6 +35,9 @@ class MiniLMEmbedding(BaseEmbedding):
     device: str | None = Field(
         default=None, description="Torch device; default: CUDA when available, else CPU."
     )
+    backend: str = Field(
+        default="torch", description="torch, torch-bf16, onnx, onnx-int8 or auto."
+    )
 
     _embedder: Embedder = PrivateAttr()
 
@@ -43,6 +46,7 @@ class MiniLMEmbedding(BaseEmbedding):
         model_name: str = DEFAULT_MODEL,
         *,
         device: str | None = None,
+        backend: str = "torch",
         embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
@@ -50,12 +54,14 @@ class MiniLMEmbedding(BaseEmbedding):
         super().__init__(
             model_name=model_name,
             device=device,  # type: ignore[call-arg]  # a field of this class
+            backend=backend,
             embed_batch_size=embed_batch_size,
             callback_manager=callback_manager or CallbackManager([]),
             **kwargs,
         )
         # Resolves the model now (cheap, no weights), so an unknown name fails here.
-        self._embedder = Embedder(model_name, device=device, batch_size=embed_batch_size)
+        self._embedder = Embedder(model_name, device=device, batch_size=embed_batch_size,
+                                  backend=backend)
 
     @classmethod
     def class_name(cls) -> str:
