@@ -23,7 +23,7 @@ from langchain_qdrant import RetrievalMode
 from qdrant_client import models
 
 from langchain_minilm.embeddings import MiniLMEmbeddings
-from minilm_qdrant import Collection, Hit
+from minilm_qdrant import Collection, CollectionMismatch, Hit
 from minilm_qdrant import Document as CoreDocument
 from minilm_qdrant.collection import DEFAULT_COLLECTION
 from minilm_qdrant.documents import ID_NAMESPACE
@@ -82,6 +82,12 @@ class MiniLMVectorStore(VectorStore):
             )
         elif any(v is not None for v in (path, url, api_key, client)) or collection_kwargs:
             raise ValueError("give either collection= or where to open one (path, url...)")
+        elif embedding is not None and \
+                embedding.embedder.fingerprint != collection.embedder.fingerprint:
+            raise CollectionMismatch(
+                f"the embeddings ({embedding.model_name}) are not the model of collection "
+                f"{collection.name!r} ({collection.embedder.spec.name}); omit embedding= to "
+                "use the collection's own")
         self.collection = collection
         self._embeddings = embedding or MiniLMEmbeddings.from_embedder(collection.embedder)
         mode = retrieval_mode.value if isinstance(retrieval_mode, RetrievalMode) \
