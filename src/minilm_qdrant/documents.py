@@ -20,7 +20,7 @@ class Document:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """A framework's own data kept beside the text and metadata (not searched, not shown)."""
 
     @property
@@ -54,14 +54,14 @@ def point_id(doc_id: str | int) -> str:
 @dataclass(frozen=True)
 class Hit:
     """One search result; higher ``score`` = closer. Dense: the raw similarity; sparse: the
-    BM25 score; hybrid: the fused score (DBSF: sum of per-side normalised scores, 0-2; RRF:
+    BM25 score; hybrid: the fused score (DBSF: sum of per-side normalised scores, mostly 0-2; RRF:
     sum of 1 / (k + rank))."""
 
     id: str | int
     score: float
     text: str
     metadata: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_point(cls, pid: str, score: float, payload: dict[str, Any]) -> Hit:

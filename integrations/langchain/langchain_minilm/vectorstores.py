@@ -218,7 +218,8 @@ class MiniLMVectorStore(VectorStore):
         if self.mode == "sparse":
             return lambda s: max(0.0, s) / (1.0 + max(0.0, s))  # BM25: unbounded above
         if self.mode == "hybrid":
-            top = 2.0 if self.fusion == "dbsf" else 2.0 / 61  # 2 sides, each normalised
+            # 2 sides, each normalised (DBSF: mean ± 3 sigma -> 0-1, an outlier above is 1 here)
+            top = 2.0 if self.fusion == "dbsf" else 2.0 / 61
             return lambda s: _clamp(s / top)
         if self.collection.embedder.spec.normalize:
             return lambda s: _clamp((1.0 + s) / 2.0)  # a cosine in [-1, 1]
