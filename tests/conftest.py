@@ -16,7 +16,7 @@ MODEL = "all-MiniLM-L6-v2"
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    e = Embedder(MODEL)
+    e = Embedder(MODEL, backend="torch")  # the reference backend; `auto` is tested on its own
     e.load()
     return e
 

@@ -90,3 +90,19 @@ def test_bad_texts_are_named(embedder: Embedder, bad: object) -> None:
 
 def test_empty_list_gives_empty_array(embedder: Embedder) -> None:
     assert embedder.embed_documents([]).shape == (0, 384)
+
+
+def test_auto_chooses_per_kind_of_call() -> None:
+    """`auto` (the default) runs batches and single queries each on the fastest lossless
+    backend here, and the two agree: vectors of one model, never another."""
+    from minilm_qdrant.backends import choose
+
+    auto = Embedder("all-MiniLM-L6-v2")
+    assert auto.backend_name == "auto"
+    assert auto.resolved("batch") == choose(None, "batch") != "onnx-int8"
+    assert auto.resolved("query") == choose(None, "query") in ("onnx", "torch")
+    text = "HNSW graphs trade memory for recall."
+    doc, query = auto.embed_documents([text])[0], auto.embed_query(text)
+    assert float(doc @ query) >= 0.999  # normalised vectors of the same text
+    reference = Embedder("all-MiniLM-L6-v2", backend="torch").embed_documents([text])[0]
+    assert float(doc @ reference) >= 0.999 and float(query @ reference) >= 0.999

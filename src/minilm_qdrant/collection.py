@@ -78,7 +78,7 @@ class Collection:
         max_batch_bytes: int = MAX_BATCH_BYTES,
         retry_policy: retry.RetryPolicy | None = None,
         allow_insecure: bool = False,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         if batch_size < 1 or max_batch_bytes < 1:
             raise ValueError("batch_size and max_batch_bytes must be positive")

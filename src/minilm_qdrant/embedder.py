@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from minilm_qdrant.backends import Backend, Encoded, load_backend
+from minilm_qdrant.backends import Backend, Encoded, choose, load_backend
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.models import DEFAULT_MODEL, ModelSpec, Pooling, locate, resolve
 
@@ -26,8 +26,10 @@ class Embedder:
 
     Args:
         model: registry name (``all-MiniLM-L6-v2``), hub id or local directory.
-        backend: ``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8`` or ``auto`` (the fastest
-            lossless one here); a pre-exported ONNX model always runs on ONNX.
+        backend: ``auto`` (default: the fastest lossless backend here, chosen per kind of
+            call: batches and single queries each get theirs, loaded on first use), ``torch``,
+            ``torch-bf16``, ``onnx`` or ``onnx-int8``; a pre-exported ONNX model always runs
+            on ONNX.
         device: ``cuda``, ``cpu``...; default: CUDA when available.
         batch_size: most texts per forward pass (passes also stay within
             `~minilm_qdrant.backends.TOKEN_BUDGET` padded tokens, texts sorted by length).
@@ -39,7 +41,7 @@ class Embedder:
         self,
         model: str = DEFAULT_MODEL,
         *,
-        backend: str = "torch",
+        backend: str = "auto",
         device: str | None = None,
         batch_size: int = 256,
         pooling: Pooling | None = None,
@@ -58,6 +60,7 @@ class Embedder:
         self.last_truncated = 0
         """How many texts the last call truncated to the model's token limit."""
         self._backend: Backend | None = None
+        self._query_backend: Backend | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -75,12 +78,25 @@ class Embedder:
     def model_path(self) -> Path:
         return locate(self.model_name, self.spec)
 
-    def load(self) -> Backend:
-        """Load the weights now (otherwise done on first use); returns the backend."""
+    def resolved(self, kind: str = "batch") -> str:
+        """The backend that runs ``kind`` of call (``batch`` or ``query``): ``auto`` resolved."""
+        if self.backend_name != "auto":
+            return self.backend_name
+        return choose(self.device, kind)
+
+    def load(self, kind: str = "batch") -> Backend:
+        """Load the weights now (otherwise done on first use) for batches or single queries
+        (``kind="query"``); returns that backend."""
         with self._lock:
+            if kind == "query" and self.spec.weights == "torch" and \
+                    self.resolved("query") != self.resolved("batch"):
+                if self._query_backend is None:
+                    self._query_backend = load_backend(
+                        self.resolved("query"), self.spec, self.model_path, self.device)
+                return self._query_backend
             if self._backend is None:
                 self._backend = load_backend(
-                    self.backend_name, self.spec, self.model_path, self.device
+                    self.resolved("batch"), self.spec, self.model_path, self.device
                 )
                 logger.info("loaded %s from %s", self.spec.name, self.model_path)
             return self._backend
@@ -97,20 +113,23 @@ class Embedder:
         return self._embed(texts, self.spec.document_prompt, warn)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """A (dim,) float32 vector for a search query, with the model's query prompt."""
-        return self._embed([text], self.spec.query_prompt, True).vectors[0]
+        """A (dim,) float32 vector for a search query, with the model's query prompt (on the
+        backend for single queries)."""
+        return self._embed([text], self.spec.query_prompt, True, "query").vectors[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """An (n, dim) float32 array: `embed_query` for many queries in batches."""
         return self._embed(texts, self.spec.query_prompt, True).vectors
 
-    def _embed(self, texts: Sequence[str], prompt: str, warn: bool) -> Encoded:
+    def _embed(
+        self, texts: Sequence[str], prompt: str, warn: bool, kind: str = "batch"
+    ) -> Encoded:
         if isinstance(texts, str):
             raise InputError("embed_documents expects a list of texts, got one string")
         checked = [_check_text(t, i) for i, t in enumerate(texts)]
         if not checked:
             return Encoded(np.zeros((0, self.dim), dtype=np.float32), 0, 0, 0)
-        backend = self.load()
+        backend = self.load(kind)
         prompted = [prompt + t for t in checked] if prompt else checked
         encoded = backend.encode(prompted, self.batch_size)
         if encoded.vectors.shape != (len(prompted), self.dim):

@@ -35,8 +35,9 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
     batch_size: int = Field(default=256, ge=1)
     """Most texts per forward pass (passes are also bounded in tokens), for the core embedder."""
 
-    backend: str = "torch"
-    """``torch``, ``torch-bf16``, ``onnx``, ``onnx-int8`` or ``auto`` (see the core README)."""
+    backend: str = "auto"
+    """``auto`` (the fastest lossless backend per kind of call), ``torch``, ``torch-bf16``,
+    ``onnx`` or ``onnx-int8`` (see the core README)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 

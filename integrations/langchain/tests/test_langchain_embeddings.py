@@ -69,7 +69,7 @@ def test_model_name_alias_default_and_extra_forbid() -> None:
 def test_repr_shows_config_only(embeddings: MiniLMEmbeddings) -> None:
     assert repr(embeddings) == (
         "MiniLMEmbeddings(model_name='all-MiniLM-L6-v2', device=None, batch_size=256, "
-        "backend='torch')"
+        "backend='auto')"
     )
 
 

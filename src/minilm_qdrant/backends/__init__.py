@@ -2,7 +2,8 @@
 
 Names: ``torch`` (fp32), ``torch-bf16`` (bf16 autocast on CPUs with native bf16, fp16 on
 CUDA), ``onnx`` (fp32, fused graph), ``onnx-int8`` (dynamic int8 on the fused graph) and
-``auto``: the fastest *lossless* one for the hardware (see `choose`).
+``auto``: the fastest *lossless* one for the hardware and the kind of call (see `choose`):
+the fastest for a batch is not the fastest for one query.
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def choose(device: str | None = None) -> str:
-    """The `auto` rule: CUDA -> ``torch``; CPU with native bf16 -> ``torch-bf16``
-    (NDCG@10 equal to fp32 within 0.001); any other CPU -> ``onnx`` (fp32, cosine >= 0.9999 to
-    torch) when onnxruntime is installed, else ``torch``. int8 is never chosen: it is lossy.
+def choose(device: str | None = None, kind: str = "batch") -> str:
+    """The `auto` rule. CUDA -> ``torch``. On a CPU, for batches (ingest, eval's corpus):
+    native bf16 -> ``torch-bf16`` (NDCG@10 equal to fp32 within 0.001), else ``onnx``; for
+    single queries (``kind="query"``): ``onnx`` (one query on a 2-core Xeon with AMX: onnx
+    3.0 ms p50, torch 8.3, torch-bf16 10.5). ``onnx`` is fp32 (cosine >= 0.9999 to torch) and
+    needs onnxruntime (else ``torch``). int8 is never chosen: it is lossy.
     """
     import importlib.util
 
@@ -83,7 +86,7 @@ def choose(device: str | None = None) -> str:
 
         if torch.cuda.is_available():
             return "torch"
-    if native_bf16():
+    if kind == "batch" and native_bf16():
         return "torch-bf16"
     return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
 

@@ -78,7 +78,7 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         collection_name: str = DEFAULT_COLLECTION,
         *,
         model_name: str | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         path: str | None = None,
         url: str | None = None,
         api_key: str | None = None,

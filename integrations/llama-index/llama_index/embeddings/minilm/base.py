@@ -36,7 +36,7 @@ class MiniLMEmbedding(BaseEmbedding):
         default=None, description="Torch device; default: CUDA when available, else CPU."
     )
     backend: str = Field(
-        default="torch", description="torch, torch-bf16, onnx, onnx-int8 or auto."
+        default="auto", description="auto (per kind of call), torch, torch-bf16, onnx or onnx-int8."
     )
 
     _embedder: Embedder = PrivateAttr()
@@ -46,7 +46,7 @@ class MiniLMEmbedding(BaseEmbedding):
         model_name: str = DEFAULT_MODEL,
         *,
         device: str | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
