@@ -14,7 +14,8 @@ from qdrant_client import QdrantClient
 from minilm_qdrant import Collection, CollectionOptions, Document, Embedder
 from minilm_qdrant.engines import SearchRequest
 from minilm_qdrant.engines.client import ClientEngine
-from minilm_qdrant.engines.edge import EdgeEngine, is_client_local_store
+from minilm_qdrant.engines.edge import EdgeEngine
+from minilm_qdrant.engines.edge_files import is_client_local_store
 from minilm_qdrant.engines.open import open_engine
 
 OPEN_ELSEWHERE = """

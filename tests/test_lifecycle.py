@@ -10,7 +10,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from minilm_qdrant import Collection, Document, Embedder, InputError
-from minilm_qdrant.engines.edge_filters import to_edge_filter
+from minilm_qdrant.engines.edge_requests import to_edge_filter
 
 PLACES = {"paris": (2.35, 48.86), "lyon": (4.84, 45.76), "berlin": (13.40, 52.52),
           "tokyo": (139.69, 35.69)}

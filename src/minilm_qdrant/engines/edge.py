@@ -15,11 +15,9 @@ Every call into ``qdrant_edge`` (pinned: its API moves between releases) lives i
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,11 +33,15 @@ from minilm_qdrant.engines import (
     Sparse,
     StoredPoint,
 )
-from minilm_qdrant.engines.edge_filters import to_edge_filter
+from minilm_qdrant.engines.edge_files import (
+    acquire,
+    release,
+    write_json_atomic,
+)
+from minilm_qdrant.engines.edge_requests import to_edge_filter, to_edge_query, to_edge_sparse
 from minilm_qdrant.errors import InputError, StoreInUse
 from minilm_qdrant.sparse import SPARSE_NAME
 
-LOCK_FILE = ".minilm-qdrant.lock"
 META_FILE = "collection.json"
 SHARD_DIR = "shard"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
@@ -50,71 +52,6 @@ _SCHEMA = {
     "text": qe.PayloadSchemaType.Text, "datetime": qe.PayloadSchemaType.Datetime,
     "uuid": qe.PayloadSchemaType.Uuid, "geo": qe.PayloadSchemaType.Geo,
 }
-_locks: dict[str, tuple[int, int]] = {}  # realpath -> (fd, users in this process)
-_locks_guard = threading.Lock()
-
-
-def is_edge_store(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` holds (or is ready to hold) an Edge store: not a client local store."""
-    return not is_client_local_store(path)
-
-
-def is_client_local_store(path: str | os.PathLike[str]) -> bool:
-    """qdrant-client's local mode writes ``DIR/meta.json`` with a ``collections`` map."""
-    meta = Path(path) / "meta.json"
-    try:
-        return isinstance(json.loads(meta.read_text()).get("collections"), dict)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _acquire(root: Path) -> str:
-    key = os.path.realpath(root)
-    with _locks_guard:
-        if key in _locks:
-            fd, users = _locks[key]
-            _locks[key] = (fd, users + 1)
-            return key
-        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreInUse(
-                f"The embedded store at {root} is in use by another process; close it there "
-                "first (the lock is released when that process ends)."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        _locks[key] = (fd, 1)
-        return key
-
-
-def _release(key: str) -> None:
-    with _locks_guard:
-        fd, users = _locks.pop(key)
-        if users > 1:
-            _locks[key] = (fd, users - 1)
-            return
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON so that a crash leaves either the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class EdgeEngine:
     """One Edge shard per collection under one directory, locked for this process."""
 
@@ -122,7 +59,7 @@ class EdgeEngine:
         self.root = Path(path)
         self.hnsw_ef = hnsw_ef
         self.root.mkdir(parents=True, exist_ok=True)
-        self._key: str | None = _acquire(self.root)
+        self._key: str | None = acquire(self.root)
         self._shards: dict[str, qe.EdgeShard] = {}
 
     def __repr__(self) -> str:
@@ -203,53 +140,14 @@ class EdgeEngine:
         if sparse is None:
             points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads, strict=True)]
         else:
-            points = [qe.Point(i, {"": v.tolist(), SPARSE_NAME: _sparse(s)}, p)
+            points = [qe.Point(i, {"": v.tolist(), SPARSE_NAME: to_edge_sparse(s)}, p)
                       for i, v, s, p in zip(ids, rows, sparse, payloads, strict=True)]
         self._shard(name).update(qe.UpdateOperation.upsert_points(points))
 
     def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
+        query = to_edge_query(request, self.hnsw_ef)
         return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=float(p.score))
-                for p in self._shard(name).query(self._query(request))]
-
-    def _query(self, r: SearchRequest) -> qe.QueryRequest:
-        """The request as Edge's query: prefetch + fusion, MMR, all in the engine."""
-        flt = to_edge_filter(r.query_filter)
-        params = qe.SearchParams(hnsw_ef=r.hnsw_ef or self.hnsw_ef, exact=r.exact)
-        dense = None if r.dense is None else np.asarray(r.dense, dtype=np.float32).tolist()
-
-        def nearest_dense() -> Any:
-            if dense is None:
-                raise InputError("this search needs the dense query vector")
-            return qe.Query.Nearest(dense)
-
-        def nearest_sparse() -> Any:
-            if r.sparse is None:
-                raise InputError("this search needs the sparse query vector")
-            return qe.Query.Nearest(_sparse(r.sparse), using=SPARSE_NAME)
-
-        prefetches: list[qe.Prefetch] | None = None
-        if r.mode == "dense":
-            query: Any = nearest_dense()
-        elif r.mode == "sparse":
-            query = nearest_sparse()
-        else:
-            prefetches = [
-                qe.Prefetch(limit=r.candidates, query=nearest_dense(), filter=flt, params=params),
-                qe.Prefetch(limit=r.candidates, query=nearest_sparse(), filter=flt),
-            ]
-            query = qe.Fusion.Dbsf() if r.fusion == "dbsf" else qe.Fusion.Rrf(k=r.rrf_k)
-        if r.diversity > 0:
-            if dense is None:
-                raise InputError("MMR (diversity > 0) needs the dense query vector")
-            mmr = qe.Mmr(dense, 1.0 - r.diversity, r.candidates)
-            if r.mode != "dense":  # MMR re-ranks the candidates of the sparse or fused stage
-                prefetches = [qe.Prefetch(limit=r.candidates, query=query,
-                                          prefetches=prefetches, filter=flt, params=params)]
-            query = mmr
-        return qe.QueryRequest(
-            limit=r.k, query=query, prefetches=prefetches, filter=flt, params=params,
-            with_payload=True,
-        )
+                for p in self._shard(name).query(query)]
 
     def add_sparse(self, name: str) -> None:
         meta = self._meta(name)
@@ -262,9 +160,9 @@ class EdgeEngine:
             shard.flush()
 
     def upsert_sparse(self, name: str, ids: list[str], sparse: list[Sparse]) -> None:
-        self._shard(name).update(qe.UpdateOperation.update_vectors([
-            qe.PointVectors(i, {SPARSE_NAME: _sparse(s)}) for i, s in zip(ids, sparse, strict=True)
-        ]))
+        points = [qe.PointVectors(i, {SPARSE_NAME: to_edge_sparse(s)})
+                  for i, s in zip(ids, sparse, strict=True)]
+        self._shard(name).update(qe.UpdateOperation.update_vectors(points))
 
     def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         meta = self._meta(name)
@@ -347,14 +245,8 @@ class EdgeEngine:
             shard.flush()
             shard.close()
         if self._key is not None:
-            _release(self._key)
+            release(self._key)
             self._key = None
-
-
-def _sparse(vector: Sparse) -> qe.SparseVector:
-    if isinstance(vector, qe.SparseVector):
-        return vector
-    return qe.SparseVector(list(vector.indices), list(vector.values))
 
 
 def _stored(record: Any, with_vectors: bool) -> StoredPoint:

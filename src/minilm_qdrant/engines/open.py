@@ -31,7 +31,8 @@ def open_engine(
             connect(url=url, api_key=api_key, allow_insecure=allow_insecure), where=url
         )
     if path and path != ":memory:":
-        from minilm_qdrant.engines.edge import EdgeEngine, is_client_local_store
+        from minilm_qdrant.engines.edge import EdgeEngine
+        from minilm_qdrant.engines.edge_files import is_client_local_store
 
         if is_client_local_store(path):
             return ClientEngine(connect(path=path), where=path)

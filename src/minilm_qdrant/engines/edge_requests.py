@@ -1,6 +1,7 @@
-"""qdrant_client.models.Filter -> qdrant_edge.Filter: the public filter type on the embedded store.
+"""Requests in the public types -> Qdrant Edge's: searches (prefetch + fusion, MMR), sparse
+vectors, and filters (``qdrant_client.models.Filter``).
 
-Every condition is translated or refused with `InputError`; none is dropped (a dropped
+Every filter condition is translated or refused with `InputError`; none is dropped (a dropped
 condition would silently change what a search or a delete matches).
 """
 
@@ -8,10 +9,60 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import qdrant_edge as qe
 from qdrant_client import models
 
+from minilm_qdrant.engines import SearchRequest, Sparse
 from minilm_qdrant.errors import InputError
+from minilm_qdrant.sparse import SPARSE_NAME
+
+
+def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.QueryRequest:
+    """The request as Edge's query: prefetch + fusion, MMR, all in the engine."""
+    flt = to_edge_filter(r.query_filter)
+    params = qe.SearchParams(hnsw_ef=r.hnsw_ef or default_hnsw_ef, exact=r.exact)
+    dense = None if r.dense is None else np.asarray(r.dense, dtype=np.float32).tolist()
+
+    def nearest_dense() -> Any:
+        if dense is None:
+            raise InputError("this search needs the dense query vector")
+        return qe.Query.Nearest(dense)
+
+    def nearest_sparse() -> Any:
+        if r.sparse is None:
+            raise InputError("this search needs the sparse query vector")
+        return qe.Query.Nearest(to_edge_sparse(r.sparse), using=SPARSE_NAME)
+
+    prefetches: list[qe.Prefetch] | None = None
+    if r.mode == "dense":
+        query: Any = nearest_dense()
+    elif r.mode == "sparse":
+        query = nearest_sparse()
+    else:
+        prefetches = [
+            qe.Prefetch(limit=r.candidates, query=nearest_dense(), filter=flt, params=params),
+            qe.Prefetch(limit=r.candidates, query=nearest_sparse(), filter=flt),
+        ]
+        query = qe.Fusion.Dbsf() if r.fusion == "dbsf" else qe.Fusion.Rrf(k=r.rrf_k)
+    if r.diversity > 0:
+        if dense is None:
+            raise InputError("MMR (diversity > 0) needs the dense query vector")
+        mmr = qe.Mmr(dense, 1.0 - r.diversity, r.candidates)
+        if r.mode != "dense":  # MMR re-ranks the candidates of the sparse or fused stage
+            prefetches = [qe.Prefetch(limit=r.candidates, query=query,
+                                      prefetches=prefetches, filter=flt, params=params)]
+        query = mmr
+    return qe.QueryRequest(
+        limit=r.k, query=query, prefetches=prefetches, filter=flt, params=params,
+        with_payload=True,
+    )
+
+
+def to_edge_sparse(vector: Sparse) -> qe.SparseVector:
+    if isinstance(vector, qe.SparseVector):
+        return vector
+    return qe.SparseVector(list(vector.indices), list(vector.values))
 
 
 def to_edge_filter(flt: Any | None) -> qe.Filter | None:

@@ -1,0 +1,82 @@
+"""The embedded store on disk, apart from the engine: its lock, atomic JSON, store detection.
+
+One process at a time holds a store directory (an flock on ``DIR/.minilm-qdrant.lock``; users
+inside one process are counted); metadata files are written so that a crash leaves the old
+file or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from minilm_qdrant.errors import StoreInUse
+
+LOCK_FILE = ".minilm-qdrant.lock"
+_locks: dict[str, tuple[int, int]] = {}  # realpath -> (fd, users in this process)
+_locks_guard = threading.Lock()
+
+
+def is_edge_store(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds (or is ready to hold) an Edge store: not a client local store."""
+    return not is_client_local_store(path)
+
+
+def is_client_local_store(path: str | os.PathLike[str]) -> bool:
+    """qdrant-client's local mode writes ``DIR/meta.json`` with a ``collections`` map."""
+    meta = Path(path) / "meta.json"
+    try:
+        return isinstance(json.loads(meta.read_text()).get("collections"), dict)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def acquire(root: Path) -> str:
+    key = os.path.realpath(root)
+    with _locks_guard:
+        if key in _locks:
+            fd, users = _locks[key]
+            _locks[key] = (fd, users + 1)
+            return key
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreInUse(
+                f"The embedded store at {root} is in use by another process; close it there "
+                "first (the lock is released when that process ends)."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        _locks[key] = (fd, 1)
+        return key
+
+
+def release(key: str) -> None:
+    with _locks_guard:
+        fd, users = _locks.pop(key)
+        if users > 1:
+            _locks[key] = (fd, users - 1)
+            return
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON so that a crash leaves either the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
