@@ -103,3 +103,10 @@ def test_delete_by_id_and_by_metadata(tmp_path: Path) -> None:
     assert f"{35 - days.count(1)} left" in result.stdout
     neither = cli("delete", cwd=tmp_path)
     assert neither.returncode != 0 and "give document ids or --where" in neither.stderr
+
+
+def test_index_into_an_existing_collection_uses_its_model(indexed: Path) -> None:
+    """No --model: the collection's own model (as search does), not the registry default."""
+    result = cli("index", str(SESSIONS), cwd=indexed)
+    assert result.returncode == 0, result.stderr
+    assert "with all-MiniLM-L6-v2" in result.stdout and "holds 36 points" in result.stdout

@@ -176,7 +176,9 @@ def index(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
-    model: Annotated[str | None, typer.Option(help=f"Model [default: {DEFAULT_MODEL}].")] = None,
+    model: Annotated[str | None, typer.Option(help=(
+        "Model [default: the collection's own; for a new collection " f"{DEFAULT_MODEL}].")
+    )] = None,
     pooling: PoolingOpt = None,
     backend: BackendOpt = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per upsert.")] = 256,
@@ -189,7 +191,8 @@ def index(
 ) -> None:
     """Embed a file's documents and store them (rerunning it never duplicates)."""
     with _errors():
-        embedder = _embedder(model, pooling, backend) or Embedder(DEFAULT_MODEL, backend=backend)
+        # no --model: the collection's own model, or the registry default for a new collection
+        embedder = _embedder(model, pooling, backend)
         stats = ReadStats()
         docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
         total = count_lines(file) if file.is_file() else None
@@ -202,7 +205,7 @@ def index(
             points = col.count()
         typer.echo(
             f"Indexed {report.written} documents from {file} into {collection!r} "
-            f"({col.where}) with {embedder.spec.name} in {report.seconds:.1f}s; "
+            f"({col.where}) with {col.embedder.spec.name} in {report.seconds:.1f}s; "
             f"collection now holds {points} points; {report.tokens:,} tokens embedded, "
             f"padding {report.padding_waste:.1%}."
         )
