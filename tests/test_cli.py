@@ -110,3 +110,10 @@ def test_index_into_an_existing_collection_uses_its_model(indexed: Path) -> None
     result = cli("index", str(SESSIONS), cwd=indexed)
     assert result.returncode == 0, result.stderr
     assert "with all-MiniLM-L6-v2" in result.stdout and "holds 36 points" in result.stdout
+
+
+def test_reads_create_no_store(tmp_path: Path) -> None:
+    for args in (["search", "x"], ["delete", "a"], ["add-sparse"]):
+        result = cli(*args, "--path", "missing_dir", cwd=tmp_path)
+        assert result.returncode == 1 and "no embedded store at missing_dir" in result.stderr
+        assert result.stderr.count("\n") == 1 and not (tmp_path / "missing_dir").exists()

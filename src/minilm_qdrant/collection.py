@@ -89,7 +89,8 @@ class Collection:
         self.where = _redact(url) if url else path or ("client" if client else ":memory:")
         owned = engine is None and client is None  # a caller's client or engine stays open
         self.engine = engine or open_engine(
-            path=path, url=url, api_key=api_key, client=client, allow_insecure=allow_insecure
+            path=path, url=url, api_key=api_key, client=client, allow_insecure=allow_insecure,
+            create=create,
         )
         self.backend = backend
         self.sparse: Bm25Encoder | None = None

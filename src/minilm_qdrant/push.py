@@ -84,7 +84,7 @@ def push(
 
         return retry.call(fn, policy, what=what, on_retry=counted)
 
-    source = open_engine(path=path)
+    source = open_engine(path=path, create=False)
     try:
         info = source.info(collection)
         if info is None:

@@ -39,7 +39,7 @@ from minilm_qdrant.engines.edge_files import (
     write_json_atomic,
 )
 from minilm_qdrant.engines.edge_requests import to_edge_filter, to_edge_query, to_edge_sparse
-from minilm_qdrant.errors import InputError, StoreInUse
+from minilm_qdrant.errors import CollectionNotFound, InputError, StoreInUse
 from minilm_qdrant.sparse import SPARSE_NAME
 
 META_FILE = "collection.json"
@@ -55,9 +55,17 @@ _SCHEMA = {
 class EdgeEngine:
     """One Edge shard per collection under one directory, locked for this process."""
 
-    def __init__(self, path: str | os.PathLike[str], *, hnsw_ef: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, hnsw_ef: int | None = None, create: bool = True
+    ) -> None:
+        """Open (``create``: or make) the store at ``path``; a read never creates one."""
         self.root = Path(path)
         self.hnsw_ef = hnsw_ef
+        if not create and not self.root.is_dir():
+            raise CollectionNotFound(
+                f"There is no embedded store at {self.root}; index documents into it first "
+                "(minilm-qdrant index FILE --path DIR), or give the right --path."
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         self._key: str | None = acquire(self.root)
         self._shards: dict[str, qe.EdgeShard] = {}

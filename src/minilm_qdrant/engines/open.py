@@ -15,6 +15,7 @@ def open_engine(
     api_key: str | None = None,
     client: QdrantClient | None = None,
     allow_insecure: bool = False,
+    create: bool = True,
 ) -> Engine:
     """An engine for where the data lives.
 
@@ -23,6 +24,7 @@ def open_engine(
     - ``path=DIR``: the embedded store, Qdrant Edge; a DIR that already holds a qdrant-client
       local store (``DIR/meta.json``) keeps opening in local mode, so no data is stranded.
     - ``path=":memory:"`` or nothing: qdrant-client's in-memory local mode.
+    ``create=False`` (reads): a store directory that does not exist is not created.
     """
     if client is not None:
         return ClientEngine(client, where="client")
@@ -36,5 +38,5 @@ def open_engine(
 
         if is_client_local_store(path):
             return ClientEngine(connect(path=path), where=path)
-        return EdgeEngine(path)
+        return EdgeEngine(path, create=create)
     return ClientEngine(connect(path=":memory:"), where=":memory:")
