@@ -9,7 +9,6 @@ Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,8 +17,8 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from minilm_qdrant import retry
-from minilm_qdrant.batching import MAX_BATCH_BYTES, preview
-from minilm_qdrant.documents import METADATA_KEY, Document, Hit, point_id
+from minilm_qdrant.batching import MAX_BATCH_BYTES
+from minilm_qdrant.documents import Document, Hit
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import (
     FUSIONS,
@@ -34,6 +33,7 @@ from minilm_qdrant.engines import (
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
 from minilm_qdrant.ingest import UpsertReport, batches, ingest
+from minilm_qdrant.lifecycle import Lifecycle
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
 
@@ -43,7 +43,7 @@ DEFAULT_COLLECTION = "documents"
 PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo")
 
 
-class Collection:
+class Collection(Lifecycle):
     """One collection for one embedder.
 
     Args:
@@ -88,10 +88,13 @@ class Collection:
         self.retry_policy = retry_policy or retry.RetryPolicy()
         self.where = _redact(url) if url else path or ("client" if client else ":memory:")
         owned = engine is None and client is None  # a caller's client or engine stays open
-        self.engine = engine or open_engine(
-            path=path, url=url, api_key=api_key, client=client, allow_insecure=allow_insecure,
-            create=create,
-        )
+        try:
+            self.engine = engine or open_engine(
+                path=path, url=url, api_key=api_key, client=client,
+                allow_insecure=allow_insecure, create=create,
+            )
+        except CollectionNotFound as exc:  # no store there at all (a read creates none)
+            raise CollectionNotFound(f"Collection {name!r} does not exist: {exc}") from None
         self.backend = backend
         self.sparse: Bm25Encoder | None = None
         """The BM25 encoder of a collection with sparse vectors (settings from its
@@ -310,90 +313,6 @@ class Collection:
                    f"updating the fingerprint of {self.name!r}")
         self.sparse = encoder
         return done
-
-    def count(self, query_filter: models.Filter | None = None) -> int:
-        """Points in the collection (matching ``query_filter`` when given)."""
-        return int(self._call(lambda: self.engine.count(self.name, query_filter),
-                              f"counting {self.name!r}"))
-
-    def get(self, ids: Iterable[str | int]) -> list[Document]:
-        """The stored documents with these (caller's) ids, in the order asked; ids not stored
-        are absent from the result."""
-        wanted = [point_id(i) for i in _ids(ids)]
-        points = self._call(lambda: self.engine.retrieve(self.name, wanted),
-                            f"reading from {self.name!r}")
-        found = {p.id: p for p in points}
-        return [Document.from_payload(found[pid].payload) for pid in dict.fromkeys(wanted)
-                if pid in found]
-
-    def find(self, query_filter: models.Filter | None = None, limit: int | None = None
-             ) -> list[Document]:
-        """The stored documents matching ``query_filter`` (all when None), up to ``limit``,
-        in the engine's id order."""
-        out: list[Document] = []
-        for page in self.engine.scroll(self.name, self.batch_size, False, query_filter):
-            out += (Document.from_payload(p.payload) for p in page)
-            if limit is not None and len(out) >= limit:
-                return out[:limit]
-        return out
-
-    def delete(self, where: Iterable[str | int] | models.Filter) -> int:
-        """Delete documents by the caller's ids or by a filter (``Filter()`` matches every
-        document); returns how many were."""
-        selected, n = self._select(where)
-        if not n:
-            return 0
-        if isinstance(selected, models.Filter):
-            self._call(lambda: self.engine.delete_by_filter(self.name, selected),
-                       f"deleting from {self.name!r}")
-        else:
-            self._call(lambda: self.engine.delete(self.name, selected),
-                       f"deleting from {self.name!r}")
-        return n
-
-    def set_metadata(
-        self, where: Iterable[str | int] | models.Filter, values: dict[str, Any]
-    ) -> int:
-        """Set metadata keys (merged into each document's metadata; nothing is re-embedded)
-        on documents chosen by the caller's ids or by a filter; returns how many matched."""
-        if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
-            raise InputError("metadata values must be a dict with string keys")
-        try:
-            json.dumps(values, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"metadata {preview(list(values))} cannot be stored: {exc}") from None
-        selected, n = self._select(where)
-        if n:
-            ids = None if isinstance(selected, models.Filter) else selected
-            flt = selected if isinstance(selected, models.Filter) else None
-            self._call(lambda: self.engine.set_payload(
-                self.name, values, METADATA_KEY, ids=ids, query_filter=flt),
-                f"updating metadata in {self.name!r}")
-        return n
-
-    def _select(
-        self, where: Iterable[str | int] | models.Filter
-    ) -> tuple[list[str] | models.Filter, int]:
-        """Point ids that exist (for caller's ids) or the filter, and how many points match."""
-        if isinstance(where, models.Filter):
-            return where, self.count(where)
-        wanted = list(dict.fromkeys(point_id(i) for i in _ids(where)))
-        found = self._call(lambda: self.engine.retrieve(self.name, wanted),
-                           f"reading from {self.name!r}") if wanted else []
-        existing = [p.id for p in found]
-        return existing, len(existing)
-
-
-def _ids(ids: Iterable[str | int]) -> list[str | int]:
-    if isinstance(ids, (str, int)):
-        return [ids]  # one id, not its characters
-    if isinstance(ids, dict):
-        raise InputError("give ids as a list, or a filter as qdrant_client.models.Filter")
-    out = list(ids)
-    for i in out:
-        if not isinstance(i, (str, int)) or isinstance(i, bool):
-            raise InputError(f"document id {i!r} is not a string or an integer")
-    return out
 
 
 def _check(r: SearchRequest) -> None:

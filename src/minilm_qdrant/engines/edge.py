@@ -63,7 +63,7 @@ class EdgeEngine:
         self.hnsw_ef = hnsw_ef
         if not create and not self.root.is_dir():
             raise CollectionNotFound(
-                f"There is no embedded store at {self.root}; index documents into it first "
+                f"there is no embedded store at {self.root}; index documents into it first "
                 "(minilm-qdrant index FILE --path DIR), or give the right --path."
             )
         self.root.mkdir(parents=True, exist_ok=True)
