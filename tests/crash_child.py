@@ -20,7 +20,7 @@ def corpus(n: int) -> list[Document]:
 
 
 def main(mode: str, store: str, n: int = 0) -> None:
-    col = Collection("docs", Embedder(MODEL), path=store, batch_size=8)
+    col = Collection("docs", Embedder(MODEL, backend="torch"), path=store, batch_size=8)
     if mode == "ingest":
         col.upsert(corpus(n), on_progress=lambda k: print(f"batch {k}", flush=True))
         print("done", flush=True)

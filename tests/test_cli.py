@@ -117,3 +117,14 @@ def test_reads_create_no_store(tmp_path: Path) -> None:
         result = cli(*args, "--path", "missing_dir", cwd=tmp_path)
         assert result.returncode == 1 and "no embedded store at missing_dir" in result.stderr
         assert result.stderr.count("\n") == 1 and not (tmp_path / "missing_dir").exists()
+
+
+def test_rerun_skips_unchanged_documents_and_force_embeds_them(tmp_path: Path) -> None:
+    first = cli("index", str(SESSIONS), "--model", "all-MiniLM-L6-v2", cwd=tmp_path)
+    assert first.returncode == 0 and "Indexed 36 documents" in first.stdout
+    again = cli("index", str(SESSIONS), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Indexed 0 documents" in again.stdout and "0 tokens embedded" in again.stdout
+    assert "unchanged (already stored, skipped): 36" in again.stdout
+    forced = cli("index", str(SESSIONS), "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "Indexed 36 documents" in forced.stdout

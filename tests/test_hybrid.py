@@ -201,7 +201,7 @@ def test_client_engine_sends_sparse_vectors_and_engine_side_fusion(embedder: Emb
     assert set(batch["vectors"]) == {"", "bm25"}
     assert len(batch["vectors"]["bm25"]) == len(batch["vectors"][""]) == 2
     expected = Bm25Encoder().encode_documents([DOCS[0].text])[0]
-    sent = batch["vectors"]["bm25"][batch["payloads"].index(DOCS[0].payload())]
+    sent = batch["vectors"]["bm25"][[p["doc_id"] for p in batch["payloads"]].index("cat")]
     assert sent["indices"] == list(expected.indices)
     create = next(s for s in faults.sent if s.method == "PUT" and s.path == "/collections/docs")
     assert create.body["sparse_vectors"] == {"bm25": {"modifier": "idf"}}

@@ -188,6 +188,9 @@ def index(
     dense_only: Annotated[bool, typer.Option(
         "--dense-only", help="A new collection without BM25 sparse vectors (no hybrid).")
     ] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Embed every document, even those already stored unchanged.")
+    ] = False,
 ) -> None:
     """Embed a file's documents and store them (rerunning it never duplicates)."""
     with _errors():
@@ -201,7 +204,7 @@ def index(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options
         ) as col, \
                 _progress(total, "doc", "indexing") as bar:
-            report = col.upsert(docs, on_progress=bar.update)
+            report = col.upsert(docs, on_progress=bar.update, skip_unchanged=not force)
             points = col.count()
         typer.echo(
             f"Indexed {report.written} documents from {file} into {collection!r} "
@@ -210,6 +213,7 @@ def index(
             f"padding {report.padding_waste:.1%}."
         )
         extras = {
+            "unchanged (already stored, skipped)": report.unchanged,
             "skipped invalid lines": stats.skipped, "duplicate ids (last kept)": report.duplicates,
             "truncated to the token limit": report.truncated, "retries": report.retries,
         }

@@ -189,17 +189,21 @@ class Collection(Lifecycle):
         optimize: bool = True,
         vectors: Mapping[str | int, Sequence[float]] | None = None,
         embedded_text: Callable[[Document], str] | None = None,
+        skip_unchanged: bool = True,
     ) -> UpsertReport:
         """Embed and write documents in bounded batches, each acknowledged before it counts
         (dense and BM25 vectors of a point in one write); see `minilm_qdrant.ingest.ingest`.
         ``vectors`` (by document id) skips embedding for vectors a framework already made
-        with this model (checked on one).
+        with this model (checked on one). Documents stored with the same embedded text and
+        payload are skipped (``report.unchanged``) unless ``skip_unchanged=False``, so a rerun
+        after an interruption embeds only what is missing.
 
         Raises `IngestError` (carrying the report) when a batch fails for good. Rerunning the
         same ingest completes it without duplicates, as point ids are deterministic.
         """
         return ingest(self, documents, on_progress=on_progress, optimize=optimize,
-                      vectors=vectors, embedded_text=embedded_text)
+                      vectors=vectors, embedded_text=embedded_text,
+                      skip_unchanged=skip_unchanged)
 
     def optimize(self) -> None:
         """Build the HNSW index after a bulk ingest (a no-op where the engine does it itself)."""

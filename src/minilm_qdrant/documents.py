@@ -9,6 +9,9 @@ from typing import Any
 TEXT_KEY, ID_KEY, METADATA_KEY, EXTRA_KEY = "text", "doc_id", "metadata", "extra"
 """The payload layout of every point: the text, the caller's id, the metadata object, and
 (only when a framework keeps its own data, e.g. LlamaIndex node relationships) ``extra``."""
+HASH_KEY = "embedded"
+"""A hash of what was embedded (the model's fingerprint and the text as embedded): an ingest
+skips documents whose stored hash and payload are unchanged."""
 
 ID_NAMESPACE = uuid.UUID("6f0b3c1e-2d7a-5b8e-9c4f-1a2b3c4d5e6f")
 

@@ -8,10 +8,13 @@ what was and was not written.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,7 +27,7 @@ from minilm_qdrant.batching import (
     preview,
     problem,
 )
-from minilm_qdrant.documents import Document, point_id
+from minilm_qdrant.documents import HASH_KEY, Document, point_id
 from minilm_qdrant.engines import Sparse
 from minilm_qdrant.errors import CollectionMismatch, IngestError, InputError, MiniLMQdrantError
 from minilm_qdrant.pipeline import StageError, staged
@@ -38,6 +41,9 @@ class UpsertReport:
     """What an ingest did. ``ok`` only when every document given was written."""
 
     written: int = 0
+    unchanged: int = 0
+    """Documents already stored with the same embedded text, model and payload (skipped:
+    nothing embedded, nothing written)."""
     failed: int = 0
     retries: int = 0
     duplicates: int = 0
@@ -59,6 +65,9 @@ class UpsertReport:
         return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
+Staged = tuple[list[Document], "np.ndarray | None", "list[Sparse] | None", list[Document]]
+"""What the embedding stage hands on: documents to write with their dense and sparse
+vectors, and documents whose metadata alone changed."""
 MIN_AGREEMENT = 0.98
 """Cosine under which given vectors are taken for another model's (torch, ONNX and int8
 vectors of one model agree to >= 0.99; another model's share no such space)."""
@@ -69,8 +78,16 @@ def ingest(
     on_progress: Callable[[int], None] | None = None, optimize: bool = True,
     vectors: Mapping[str | int, Sequence[float]] | None = None,
     embedded_text: Callable[[Document], str] | None = None,
+    skip_unchanged: bool = True,
 ) -> UpsertReport:
     """Embed and write ``documents`` into ``col`` in bounded batches.
+
+    Each point records a hash of what was embedded (model fingerprint and text). With
+    ``skip_unchanged`` (default) the ids of each batch are looked up first (one request, no
+    vectors): documents stored with the same hash and payload are skipped (counted as
+    ``unchanged``), those whose metadata alone changed get their payload rewritten without
+    re-embedding, the rest are embedded. So a rerun after an interruption embeds only what
+    is missing; points written before hashes existed are embedded once more.
 
     ``vectors`` (by the documents' ids) are used instead of embedding, once the first one
     is checked against the collection's model (on ``embedded_text(doc)``, default the text):
@@ -84,6 +101,32 @@ def ingest(
     batch: list[Document] = []
     given = None if vectors is None else {point_id(k): v for k, v in vectors.items()}
     checked = given is None
+    model = json.dumps(col.embedder.fingerprint, sort_keys=True)
+    text_of = embedded_text or (lambda d: d.text)
+    engine_lock = threading.Lock()  # the stage thread reads while this one writes
+
+    def payload(doc: Document) -> dict[str, Any]:
+        digest = hashlib.sha256(f"{model}\n{text_of(doc)}".encode("utf-8", "surrogatepass"))
+        return {**doc.payload(), HASH_KEY: digest.hexdigest()[:32]}
+
+    def triage(docs: list[Document]) -> tuple[list[Document], list[Document]]:
+        """(to embed, metadata-only changes); unchanged documents are counted and dropped."""
+        if not skip_unchanged:
+            return docs, []
+        ids = [d.point_id for d in docs]
+        with engine_lock:
+            stored = {p.id: p.payload for p in col._call(
+                lambda: col.engine.retrieve(col.name, ids), f"reading {col.name!r}")}
+        embed, relabel = [], []
+        for doc in docs:
+            before, now = stored.get(doc.point_id), payload(doc)
+            if before is None or before.get(HASH_KEY) != now[HASH_KEY]:
+                embed.append(doc)
+            elif before != now:
+                relabel.append(doc)
+            else:
+                report.unchanged += 1
+        return embed, relabel
 
     def encode(docs: list[Document]) -> np.ndarray:
         nonlocal checked
@@ -102,29 +145,36 @@ def ingest(
             checked = True
         return rows
 
-    def embed(batch: list[Document]) -> tuple[list[Document], np.ndarray, list[Sparse] | None]:
+    def embed(batch: list[Document]) -> Staged:
         unique = {doc.point_id: doc for doc in batch}  # last one wins
         report.duplicates += len(batch) - len(unique)
         report.duplicates += sum(pid in seen for pid in unique)
         seen.update(unique)
-        docs = list(unique.values())
+        docs, relabel = triage(list(unique.values()))
+        if not docs:
+            return docs, None, None, relabel
         dense = encode(docs)
         check_vectors(dense, docs, col.embedder.dim)
         sparse: list[Sparse] | None = None
         if col.sparse:
             sparse = list(col.sparse.encode_documents([d.text for d in docs]))
-        return docs, dense, sparse  # written together: never one without the other
+        return docs, dense, sparse, relabel  # dense and sparse written together, never apart
 
     try:
-        for batch, (docs, dense, sparse) in staged(col._batches(documents), embed):
-            ids = [d.point_id for d in docs]
-            payloads = [d.payload() for d in docs]
-            col._call(
-                functools.partial(col.engine.upsert, col.name, ids, dense, payloads, sparse),
-                f"writing {len(docs)} points to {col.name!r}",
-                report,
-            )
-            report.written += len(docs)
+        for batch, (docs, dense, sparse, relabel) in staged(col._batches(documents), embed):
+            if docs and dense is not None:
+                ids = [d.point_id for d in docs]
+                payloads = [payload(d) for d in docs]
+                with engine_lock:
+                    col._call(functools.partial(
+                        col.engine.upsert, col.name, ids, dense, payloads, sparse),
+                        f"writing {len(docs)} points to {col.name!r}", report)
+            for doc in relabel:  # metadata changed, text not: no re-embedding
+                with engine_lock:
+                    col._call(functools.partial(
+                        col.engine.set_payload, col.name, payload(doc), None,
+                        ids=[doc.point_id]), f"updating {doc.id!r} in {col.name!r}", report)
+            report.written += len(docs) + len(relabel)
             written, batch = len(batch), []
             if on_progress:
                 on_progress(written)

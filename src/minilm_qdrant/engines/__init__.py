@@ -149,11 +149,11 @@ class Engine(Protocol):
     def delete_by_filter(self, name: str, query_filter: Any) -> None: ...
 
     def set_payload(
-        self, name: str, values: dict[str, Any], key: str, *, ids: list[str] | None = None,
-        query_filter: Any | None = None,
+        self, name: str, values: dict[str, Any], key: str | None, *,
+        ids: list[str] | None = None, query_filter: Any | None = None,
     ) -> None:
-        """Merge ``values`` into the payload object at ``key`` of the points chosen by ids or
-        by filter (the other keys and the vectors are kept)."""
+        """Merge ``values`` into the payload object at ``key`` (None: the payload itself) of
+        the points chosen by ids or by filter (the other keys and the vectors are kept)."""
         ...
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:

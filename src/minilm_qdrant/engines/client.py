@@ -184,8 +184,8 @@ class ClientEngine:
                            wait=True)
 
     def set_payload(
-        self, name: str, values: dict[str, Any], key: str, *, ids: list[str] | None = None,
-        query_filter: Any | None = None,
+        self, name: str, values: dict[str, Any], key: str | None, *,
+        ids: list[str] | None = None, query_filter: Any | None = None,
     ) -> None:
         selector: Any = list(ids) if ids is not None else query_filter
         if selector is None:

@@ -203,8 +203,8 @@ class EdgeEngine:
         self._shard(name).update(qe.UpdateOperation.delete_points_by_filter(flt))
 
     def set_payload(
-        self, name: str, values: dict[str, Any], key: str, *, ids: list[str] | None = None,
-        query_filter: Any | None = None,
+        self, name: str, values: dict[str, Any], key: str | None, *,
+        ids: list[str] | None = None, query_filter: Any | None = None,
     ) -> None:
         if ids is not None:
             op = qe.UpdateOperation.set_payload(list(ids), values, key=key)
