@@ -90,3 +90,27 @@ def test_ten_megabyte_document_is_refused_before_sending(run, tmp_path: Path, sk
     record(f"a 10 MB document (CLI{', --skip-invalid' if skip else ''})",
            "exit 1 naming 'big', refused before sending (rule: > 4 MiB request bound)",
            2, run.count())
+
+
+def test_metadata_the_store_cannot_hold_is_named(embedder: Embedder, tmp_path) -> None:
+    """NaN / Infinity (which Python's json accepts) and over-64-bit integers: one line naming
+    the file and line (or the document) and the field; earlier documents are written."""
+    from minilm_qdrant import Document, IngestError, InputError
+    from minilm_qdrant.readers import ReadStats, read_documents
+
+    bad = tmp_path / "nan.jsonl"
+    bad.write_text('{"text": "fine", "id": "a"}\n{"text": "x", "score": NaN}\n'
+                   '{"text": "y", "n": {"deep": Infinity}}\n'
+                   '{"text": "z", "big": 99999999999999999999}\n')
+    with pytest.raises(InputError, match=r"nan.jsonl:2: metadata field 'score' is nan"):
+        list(read_documents(bad))
+    stats = ReadStats()
+    assert [d.id for d in read_documents(bad, skip_invalid=True, stats=stats)] == ["a"]
+    assert stats.skipped == 3
+    with Collection("m", embedder, path=str(tmp_path / "s")) as col:
+        docs = [Document("fine", id="a"), Document("bad", {"x": float("nan")}, id="b")]
+        with pytest.raises(IngestError, match="document 'b': metadata field 'x' is nan"):
+            col.upsert(docs)
+        assert col.count() == 1
+        record("NaN / Infinity / 2**66 in metadata (JSONL; API)", "one line naming file:line "
+               "or document and field; skipped and counted with --skip-invalid", 1, col.count())

@@ -79,8 +79,9 @@ def test_set_metadata_merges_without_reembedding(col: Collection) -> None:
 
 
 def test_bad_metadata_is_refused_and_changes_nothing(col: Collection) -> None:
-    for values, message in [({"x": math.nan}, "cannot be stored"),
-                            ({"x": object()}, "cannot be stored"),
+    for values, message in [({"x": math.nan}, "field 'x' is nan.*nothing was changed"),
+                            ({"x": {"y": [1, math.inf]}}, r"field 'x.y\[1\]' is inf"),
+                            ({"x": object()}, "field 'x' is a object, which JSON cannot hold"),
                             ({1: "a"}, "string keys")]:
         with pytest.raises(InputError, match=message):
             col.set_metadata(["paris"], values)  # type: ignore[arg-type]

@@ -95,6 +95,9 @@ def problem(doc: object, dim: int, max_bytes: int, sparse: bool = False) -> str 
             doc.text.encode("utf-8")
         except UnicodeEncodeError as exc:
             return f"document {name(doc)} has an unpaired surrogate at character {exc.start}"
+    bad_metadata = metadata_problem(doc.metadata)
+    if bad_metadata:
+        return f"document {name(doc)}: {bad_metadata}; it was not sent"
     cost = estimated_bytes(doc, dim, sparse)
     if cost > max_bytes:
         return (
@@ -103,6 +106,37 @@ def problem(doc: object, dim: int, max_bytes: int, sparse: bool = False) -> str 
             "32 MiB). It was not sent."
         )
     return None
+
+
+def metadata_problem(metadata: object) -> str | None:
+    """Why a metadata value cannot be stored (NaN, Infinity, an integer over 64 bits, a
+    non-JSON type, a non-string key), naming the field; None when it can."""
+    if not isinstance(metadata, dict):
+        return f"metadata is {type(metadata).__name__}, not an object"
+
+    def walk(value: object, where: str) -> str | None:
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            return None
+        if isinstance(value, int):
+            ok = -(2**63) <= value < 2**63
+            return None if ok else f"metadata field {where!r} is an integer over 64 bits"
+        if isinstance(value, float):
+            return None if math.isfinite(value) else \
+                f"metadata field {where!r} is {value} (JSON and Qdrant hold finite numbers only)"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return f"metadata field {where!r} has a non-string key {key!r}"
+                found = walk(item, f"{where}.{key}" if where else key)
+                if found:
+                    return found
+            return None
+        if isinstance(value, (list, tuple)):
+            return next((f for i, v in enumerate(value) if (f := walk(v, f"{where}[{i}]"))),
+                        None)
+        return f"metadata field {where!r} is a {type(value).__name__}, which JSON cannot hold"
+
+    return walk(metadata, "")
 
 
 def estimated_bytes(doc: Document, dim: int, sparse: bool = False) -> int:

@@ -3,13 +3,12 @@ new metadata, nothing re-embedded. Mixed into `Collection`, on whatever engine i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from qdrant_client import models
 
-from minilm_qdrant.batching import preview
+from minilm_qdrant.batching import metadata_problem
 from minilm_qdrant.documents import METADATA_KEY, Document, point_id
 from minilm_qdrant.engines import Engine
 from minilm_qdrant.errors import InputError
@@ -70,10 +69,9 @@ class Lifecycle:
         on documents chosen by the caller's ids or by a filter; returns how many matched."""
         if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
             raise InputError("metadata values must be a dict with string keys")
-        try:
-            json.dumps(values, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"metadata {preview(list(values))} cannot be stored: {exc}") from None
+        bad = metadata_problem(values)
+        if bad:
+            raise InputError(f"{bad}; nothing was changed")
         selected, n = self._select(where)
         if n:
             ids = None if isinstance(selected, models.Filter) else selected

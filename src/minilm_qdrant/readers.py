@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minilm_qdrant.batching import metadata_problem
 from minilm_qdrant.documents import Document
 from minilm_qdrant.errors import InputError
 
@@ -113,6 +114,9 @@ def _from_fields(obj: dict[str, Any]) -> Document:
     if doc_id is not None and (not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool)):
         raise InputError(f"id must be a string or integer, got {type(doc_id).__name__}")
     metadata = {k: v for k, v in obj.items() if k not in ("text", *ID_FIELDS)}
+    bad = metadata_problem(metadata)
+    if bad:
+        raise InputError(bad)
     return Document(text=full, metadata=metadata, id=doc_id)
 
 
