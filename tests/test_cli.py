@@ -128,3 +128,13 @@ def test_rerun_skips_unchanged_documents_and_force_embeds_them(tmp_path: Path) -
     assert "unchanged (already stored, skipped): 36" in again.stdout
     forced = cli("index", str(SESSIONS), "--force", cwd=tmp_path)
     assert forced.returncode == 0 and "Indexed 36 documents" in forced.stdout
+
+
+def test_help_shows_defaults_and_no_bool_metavars(tmp_path: Path) -> None:
+    for command in ("index", "search", "eval"):
+        result = cli(command, "--help", cwd=tmp_path)
+        assert result.returncode == 0 and "<bool>" not in result.stdout
+        text = " ".join(result.stdout.split())
+        assert "[default: auto]" in text  # --backend
+    index = " ".join(cli("index", "--help", cwd=tmp_path).stdout.split())
+    assert "(./qdrant_data)" in index and "the collection's own" in index

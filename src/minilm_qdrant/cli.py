@@ -27,8 +27,9 @@ from minilm_qdrant.errors import MiniLMQdrantError
 from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL, Pooling
 from minilm_qdrant.readers import ReadStats, count_lines, read_documents
 
-app = typer.Typer(
+app = typer.Typer(  # plain help: rich markup would eat "[...]" and show flags as <bool>
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Embed documents with MiniLM sentence-transformers and search them in Qdrant.",
 )
 DEFAULT_PATH = "./qdrant_data"
@@ -36,7 +37,7 @@ _state = {"debug": False}
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
 PathOpt = Annotated[
-    str | None, typer.Option("--path", help=f"Embedded store directory [default: {DEFAULT_PATH}].")
+    str | None, typer.Option("--path", help="Embedded store directory.", show_default=DEFAULT_PATH)
 ]
 UrlOpt = Annotated[
     str | None, typer.Option("--url", envvar="QDRANT_URL", help="Qdrant server or cluster URL.")
@@ -57,8 +58,8 @@ PoolingOpt = Annotated[
     str | None, typer.Option("--pooling", help="Override the model's pooling (mean or cls).")
 ]
 ModeOpt = Annotated[str | None, typer.Option(
-    "--mode", help="hybrid, dense or sparse [default: hybrid where the collection has BM25 "
-    "sparse vectors, else dense].")]
+    "--mode", help="hybrid, dense or sparse.",
+    show_default="hybrid where the collection has BM25 sparse vectors, else dense")]
 FusionOpt = Annotated[str, typer.Option(
     "--fusion", help="How hybrid fuses dense and BM25 in Qdrant: dbsf or rrf.")]
 PrefetchOpt = Annotated[int, typer.Option(
@@ -176,8 +177,8 @@ def index(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
-    model: Annotated[str | None, typer.Option(help=(
-        "Model [default: the collection's own; for a new collection " f"{DEFAULT_MODEL}].")
+    model: Annotated[str | None, typer.Option(
+        help="Model.", show_default=f"the collection's own; {DEFAULT_MODEL} for a new one",
     )] = None,
     pooling: PoolingOpt = None,
     backend: BackendOpt = "auto",
@@ -231,7 +232,7 @@ def search(
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
     model: Annotated[
-        str | None, typer.Option(help="Model [default: the one that filled the collection].")
+        str | None, typer.Option(help="Model.", show_default="the one that filled the collection")
     ] = None,
     pooling: PoolingOpt = None,
     backend: BackendOpt = "auto",
@@ -273,13 +274,14 @@ def eval_(
     model: Annotated[str, typer.Option(help="Model.")] = DEFAULT_MODEL,
     backend: BackendOpt = "auto",
     path: Annotated[str | None, typer.Option(
-        help="Embedded store directory to index into or reuse [default: a temporary one].")
+        help="Embedded store directory to index into or reuse.",
+        show_default="a temporary one")
     ] = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
     collection: Annotated[str | None, typer.Option(
-        "--collection", "-c", help="Collection name [default: beir-DIRNAME].")] = None,
+        "--collection", "-c", help="Collection name.", show_default="beir-DIRNAME")] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Cutoff of NDCG, Recall and MRR.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     mode: ModeOpt = None,
@@ -369,7 +371,7 @@ def push(
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
     to_collection: Annotated[
-        str | None, typer.Option("--to-collection", help="Target name [default: the same].")
+        str | None, typer.Option("--to-collection", help="Target name.", show_default="the same")
     ] = None,
     to_path: Annotated[
         str | None, typer.Option("--to-path", help="Target qdrant-client local store (tests).")
@@ -410,7 +412,7 @@ def push(
 @app.command()
 def demo(
     path: Annotated[
-        str | None, typer.Option(help="Keep the store here [default: a temporary directory].")
+        str | None, typer.Option(help="Keep the store here.", show_default="a temporary directory")
     ] = None,
 ) -> None:
     """Index a conference programme and show the 3 sessions closest to a few questions."""
