@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,6 +92,35 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that stores close as for Ctrl-C."""
+
+
+@contextmanager
+def _clean_stop(done: Callable[[], str]) -> Iterator[None]:
+    """On Ctrl-C (SIGINT) or SIGTERM: stop taking batches, let the stores close (lock released,
+    WAL flushed), say in one line what is stored and that a rerun finishes it, exit 130 / 143.
+    A second signal while stopping exits at once."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except (KeyboardInterrupt, _Terminated) as exc:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        term = isinstance(exc, _Terminated)
+        typer.echo(f"stopped by {'SIGTERM' if term else 'Ctrl-C'}: {done()}; the store is closed "
+                   "and consistent: rerun the same command to finish (what is stored is skipped, "
+                   "not embedded again).", err=True)
+        raise typer.Exit(143 if term else 130) from None
+    finally:
+        if signal.getsignal(signal.SIGTERM) is terminate:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -201,11 +231,18 @@ def index(
         docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
         total = count_lines(file) if file.is_file() else None
         options = CollectionOptions(sparse=None) if dense_only else None
-        with _open(
+        acked = [0]
+
+        def progress(n: int) -> None:
+            acked[0] += n
+            bar.update(n)
+
+        stopped = lambda: f"{acked[0]} documents of {file} were processed and are stored"  # noqa: E731
+        with _clean_stop(stopped), _open(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options
         ) as col, \
                 _progress(total, "doc", "indexing") as bar:
-            report = col.upsert(docs, on_progress=bar.update, skip_unchanged=not force)
+            report = col.upsert(docs, on_progress=progress, skip_unchanged=not force)
             points = col.count()
         typer.echo(
             f"Indexed {report.written} documents from {file} into {collection!r} "

@@ -160,8 +160,9 @@ def ingest(
             sparse = list(col.sparse.encode_documents([d.text for d in docs]))
         return docs, dense, sparse, relabel  # dense and sparse written together, never apart
 
+    stages = staged(col._batches(documents), embed)
     try:
-        for batch, (docs, dense, sparse, relabel) in staged(col._batches(documents), embed):
+        for batch, (docs, dense, sparse, relabel) in stages:
             if docs and dense is not None:
                 ids = [d.point_id for d in docs]
                 payloads = [payload(d) for d in docs]
@@ -197,6 +198,8 @@ def ingest(
             "Rerun the same ingest to complete it (no duplicates).",
             report,
         ) from exc
+    finally:  # now, not when a traceback lets go of it: the stage thread stops before we go on
+        stages.close()
     if optimize and report.written:
         col.optimize()
     report.seconds = time.monotonic() - start

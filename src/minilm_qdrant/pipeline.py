@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -32,7 +32,9 @@ class StageError(Exception):
         self.item = item
 
 
-def staged(items: Iterable[T], fn: Callable[[T], R], depth: int = 2) -> Iterator[tuple[T, R]]:
+def staged(
+    items: Iterable[T], fn: Callable[[T], R], depth: int = 2
+) -> Generator[tuple[T, R], None, None]:
     """``(item, fn(item))`` for each item, in order, computed up to ``depth`` items ahead."""
     out: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()

@@ -32,9 +32,9 @@ class ReadStats:
 def read_documents(
     path: str | Path, *, skip_invalid: bool = False, stats: ReadStats | None = None
 ) -> Iterator[Document]:
-    """Documents of a JSONL, CSV or text file, in file order."""
+    """Documents of a JSONL, CSV or text file (or a pipe: ``<(zcat big.jsonl.gz)``), in order."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise InputError(f"{path}: no such file")
     stats = stats if stats is not None else ReadStats()
     suffix = path.suffix.lower()
