@@ -14,7 +14,7 @@ import pytest
 from faults import FAST, FaultInjector, LoopbackFaults, closed_port, record
 from qdrant_client import QdrantClient
 
-from minilm_qdrant import Collection, Document, Embedder, IngestError
+from minilm_qdrant import Collection, Document, Embedder, IngestError, InputError
 from minilm_qdrant.errors import PermanentError, TransientError
 from minilm_qdrant.retry import RetryPolicy
 
@@ -123,14 +123,15 @@ def test_permanent_errors_are_attempted_once(embedder: Embedder, status: int) ->
            0, len(set(faults.acked)))
 
 
-def test_client_side_validation_error_is_permanent(embedder: Embedder) -> None:
+def test_metadata_that_is_not_json_is_refused_before_sending(embedder: Embedder) -> None:
     faults = FaultInjector()
     col = faults.collection(embedder)
-    with pytest.raises(IngestError) as err:  # a set cannot be serialised as JSON
+    with pytest.raises(IngestError, match="field 'tags' is a set") as err:  # not JSON
         col.upsert([Document("fine text", {"tags": {object()}}, "v1")])
-    assert isinstance(err.value.__cause__, PermanentError)
+    assert isinstance(err.value.__cause__, InputError)
     assert faults.upserts == [] and err.value.report.failed_ids == ["v1"]
-    record("metadata that is not JSON", "PermanentError, nothing sent", 0, len(faults.acked))
+    record("metadata that is not JSON", "refused before sending, field named", 0,
+           len(faults.acked))
 
 
 def test_non_json_200_is_our_clear_error(embedder: Embedder) -> None:
