@@ -21,11 +21,6 @@ _locks: dict[str, tuple[int, int]] = {}  # realpath -> (fd, users in this proces
 _locks_guard = threading.Lock()
 
 
-def is_edge_store(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` holds (or is ready to hold) an Edge store: not a client local store."""
-    return not is_client_local_store(path)
-
-
 def is_client_local_store(path: str | os.PathLike[str]) -> bool:
     """qdrant-client's local mode writes ``DIR/meta.json`` with a ``collections`` map."""
     meta = Path(path) / "meta.json"
