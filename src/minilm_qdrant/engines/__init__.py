@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from minilm_qdrant.sparse import Bm25Settings
+from minilm_qdrant.sparse import SPARSE_NAME, Bm25Settings
 
 Distance = Literal["dot", "cosine", "euclid"]
 Mode = Literal["hybrid", "dense", "sparse"]
@@ -69,6 +69,17 @@ class StoredPoint:
     score: float | None = None
     vector: np.ndarray | None = None
     sparse: Sparse | None = None
+
+    @classmethod
+    def from_record(cls, record: Any, with_vectors: bool) -> StoredPoint:
+        """A point as both engines return it (a bare vector, or ``{"": dense, "bm25": sparse}``)."""
+        vector = sparse = None
+        if with_vectors:
+            named = record.vector if isinstance(record.vector, dict) else {"": record.vector}
+            vector = np.asarray(named[""], dtype=np.float32)
+            sparse = named.get(SPARSE_NAME)
+        return cls(id=str(record.id), payload=record.payload or {}, vector=vector,
+                   sparse=sparse)
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,7 @@ class ClientEngine:
                 name, scroll_filter=query_filter, limit=batch, offset=offset, with_payload=True,
                 with_vectors=with_vectors,
             )
-            yield [_stored(p, with_vectors) for p in points]
+            yield [StoredPoint.from_record(p, with_vectors) for p in points]
             if offset is None:
                 return
 
@@ -224,16 +224,6 @@ def _sparse(vector: Sparse) -> models.SparseVector:
     if isinstance(vector, models.SparseVector):
         return vector
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _stored(record: Any, with_vectors: bool) -> StoredPoint:
-    vector = sparse = None
-    if with_vectors:
-        named = record.vector if isinstance(record.vector, dict) else {"": record.vector}
-        vector = np.asarray(named[""], dtype=np.float32)
-        sparse = named.get(SPARSE_NAME)
-    return StoredPoint(id=str(record.id), payload=record.payload or {}, vector=vector,
-                       sparse=sparse)
 
 
 def _query(r: SearchRequest) -> dict[str, Any]:

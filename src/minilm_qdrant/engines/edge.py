@@ -243,7 +243,7 @@ class EdgeEngine:
             records, offset = shard.scroll(qe.ScrollRequest(
                 offset=offset, limit=batch, filter=flt, with_payload=True,
                 with_vector=with_vectors))
-            yield [_stored(r, with_vectors) for r in records]
+            yield [StoredPoint.from_record(r, with_vectors) for r in records]
             if offset is None:
                 return
 
@@ -255,16 +255,6 @@ class EdgeEngine:
         if self._key is not None:
             release(self._key)
             self._key = None
-
-
-def _stored(record: Any, with_vectors: bool) -> StoredPoint:
-    vector = sparse = None
-    if with_vectors:
-        named = record.vector if isinstance(record.vector, dict) else {"": record.vector}
-        vector = np.asarray(named[""], dtype=np.float32)
-        sparse = named.get(SPARSE_NAME)
-    return StoredPoint(id=str(record.id), payload=record.payload or {}, vector=vector,
-                       sparse=sparse)
 
 
 def _edge_version() -> str:
