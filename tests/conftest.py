@@ -27,6 +27,25 @@ def store(tmp_path) -> str:
     return str(tmp_path / "store")
 
 
+def engine_path(kind: str, tmp_path) -> str:
+    """A ``path=`` for each real engine: ``edge`` (the embedded default), ``local-path`` (a DIR
+    that already holds a qdrant-client local store keeps opening as one), ``memory``."""
+    if kind == "memory":
+        return ":memory:"
+    path = str(tmp_path / "store")
+    if kind == "local-path":
+        from qdrant_client import QdrantClient
+
+        QdrantClient(path=path).close()
+    return path
+
+
+@pytest.fixture(params=["edge", "local-path", "memory"])
+def location(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A store of its own on each real engine."""
+    return engine_path(request.param, tmp_path)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Write the reliability table (rows added by the fault tests) and show where it is."""
     from pathlib import Path

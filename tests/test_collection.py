@@ -8,6 +8,7 @@ import json
 import httpx
 import numpy as np
 import pytest
+from conftest import engine_path
 from qdrant_client import QdrantClient, models
 
 from minilm_qdrant import (
@@ -29,24 +30,10 @@ DOCS = [
 ]
 
 
-def _store(kind: str, tmp_path) -> str:
-    if kind == "memory":
-        return ":memory:"
-    path = str(tmp_path / "store")
-    if kind == "local-path":  # an existing qdrant-client local store keeps opening as one
-        QdrantClient(path=path).close()
-    return path
-
-
-@pytest.fixture(params=["edge", "local-path", "memory"])
-def location(request: pytest.FixtureRequest, tmp_path) -> str:
-    return _store(request.param, tmp_path)
-
-
 @pytest.fixture(params=["edge", "local-path"])
 def store(request: pytest.FixtureRequest, tmp_path) -> str:
     """An on-disk store of its own, on each engine that can reopen one."""
-    return _store(request.param, tmp_path)
+    return engine_path(request.param, tmp_path)
 
 
 def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, store: str) -> None:
@@ -207,7 +194,7 @@ def test_ingest_counts_truncation_without_a_warning_per_batch(
 def test_same_ids_and_scores_on_every_engine(embedder: Embedder, tmp_path) -> None:
     results = []
     for kind in ("edge", "local-path", "memory"):
-        with Collection("docs", embedder, path=_store(kind, tmp_path / kind)) as col:
+        with Collection("docs", embedder, path=engine_path(kind, tmp_path / kind)) as col:
             col.upsert(DOCS)
             hits = col.search("pets", k=4)
             results.append([(h.id, round(h.score, 4)) for h in hits])

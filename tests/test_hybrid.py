@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient, models
+from conftest import engine_path
+from qdrant_client import models
 
 from minilm_qdrant import Collection, CollectionOptions, Document, Embedder, InputError
 from minilm_qdrant.collection import FINGERPRINT_KEY
@@ -26,18 +27,9 @@ ANIMALS = models.Filter(must=[
     models.FieldCondition(key="metadata.kind", match=models.MatchValue(value="animal"))])
 
 
-def _store(kind: str, tmp_path) -> str:
-    if kind == "memory":
-        return ":memory:"
-    path = str(tmp_path / "store")
-    if kind == "local-path":
-        QdrantClient(path=path).close()
-    return path
-
-
-@pytest.fixture(params=["edge", "local-path", "memory"])
-def col(request: pytest.FixtureRequest, tmp_path, embedder: Embedder):
-    c = Collection("docs", embedder, path=_store(request.param, tmp_path))
+@pytest.fixture
+def col(location: str, embedder: Embedder):
+    c = Collection("docs", embedder, path=location)
     assert c.upsert(DOCS).ok
     yield c
     c.close()
@@ -109,7 +101,7 @@ def test_bad_search_arguments_are_named(col: Collection) -> None:
 def test_engines_agree_on_hybrid(embedder: Embedder, tmp_path) -> None:
     results = []
     for kind in ("edge", "memory"):
-        with Collection("docs", embedder, path=_store(kind, tmp_path)) as c:
+        with Collection("docs", embedder, path=engine_path(kind, tmp_path)) as c:
             c.upsert(DOCS)
             results.append([(h.id, round(h.score, 3)) for h in c.search("cat on a mat", k=5)])
     assert results[0] == results[1]

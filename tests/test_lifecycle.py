@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 from minilm_qdrant import Collection, Document, Embedder, InputError
 from minilm_qdrant.engines.edge_requests import to_edge_filter
@@ -25,12 +25,9 @@ def _by(key: str, value: object) -> models.Filter:
         key=f"metadata.{key}", match=models.MatchValue(value=value))])  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["edge", "local-path", "memory"])
-def col(request: pytest.FixtureRequest, tmp_path, embedder: Embedder):
-    path = ":memory:" if request.param == "memory" else str(tmp_path / "s")
-    if request.param == "local-path":
-        QdrantClient(path=path).close()
-    c = Collection("docs", embedder, path=path)
+@pytest.fixture
+def col(location: str, embedder: Embedder):
+    c = Collection("docs", embedder, path=location)
     c.upsert(DOCS)
     yield c
     c.close()

@@ -4,7 +4,6 @@ embedded; a rerun skips what is stored unchanged and embeds only what is missing
 from __future__ import annotations
 
 import pytest
-from qdrant_client import QdrantClient
 
 from minilm_qdrant import Collection, Document, Embedder
 from minilm_qdrant.documents import HASH_KEY
@@ -13,12 +12,9 @@ DOCS = [Document(f"Passage {i} about topic {i % 3}.", {"i": i, "tags": {"t": i %
         for i in range(12)]
 
 
-@pytest.fixture(params=["edge", "local-path", "memory"])
-def col(request: pytest.FixtureRequest, tmp_path, embedder: Embedder):
-    path = ":memory:" if request.param == "memory" else str(tmp_path / "s")
-    if request.param == "local-path":
-        QdrantClient(path=path).close()
-    c = Collection("docs", embedder, path=path, batch_size=5)
+@pytest.fixture
+def col(location: str, embedder: Embedder):
+    c = Collection("docs", embedder, path=location, batch_size=5)
     yield c
     c.close()
 

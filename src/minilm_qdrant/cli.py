@@ -237,7 +237,9 @@ def index(
             acked[0] += n
             bar.update(n)
 
-        stopped = lambda: f"{acked[0]} documents of {file} were processed and are stored"  # noqa: E731
+        def stopped() -> str:
+            return f"{acked[0]} documents of {file} were processed and are stored"
+
         with _clean_stop(stopped), _open(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options
         ) as col, \

@@ -65,7 +65,9 @@ class UpsertReport:
         return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
-Staged = tuple[list[Document], "np.ndarray | None", "list[Sparse] | None", list[Document]]
+Pair = tuple[Document, dict[str, Any]]
+"""A document and its payload (hash of what is embedded included), computed once."""
+Staged = tuple[list[Pair], "np.ndarray | None", "list[Sparse] | None", list[Pair]]
 """What the embedding stage hands on: documents to write with their dense and sparse
 vectors, and documents whose metadata alone changed."""
 MIN_AGREEMENT = 0.98
@@ -109,21 +111,22 @@ def ingest(
         digest = hashlib.sha256(f"{model}\n{text_of(doc)}".encode("utf-8", "surrogatepass"))
         return {**doc.payload(), HASH_KEY: digest.hexdigest()[:32]}
 
-    def triage(docs: list[Document]) -> tuple[list[Document], list[Document]]:
+    def triage(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
         """(to embed, metadata-only changes); unchanged documents are counted and dropped."""
         if not skip_unchanged:
-            return docs, []
-        ids = [d.point_id for d in docs]
+            return pairs, []
+        ids = [d.point_id for d, _ in pairs]
         with engine_lock:
             stored = {p.id: p.payload for p in col._call(
                 lambda: col.engine.retrieve(col.name, ids), f"reading {col.name!r}")}
-        embed, relabel = [], []
-        for doc in docs:
-            before, now = stored.get(doc.point_id), payload(doc)
+        embed: list[Pair] = []
+        relabel: list[Pair] = []
+        for doc, now in pairs:
+            before = stored.get(doc.point_id)
             if before is None or before.get(HASH_KEY) != now[HASH_KEY]:
-                embed.append(doc)
+                embed.append((doc, now))
             elif before != now:
-                relabel.append(doc)
+                relabel.append((doc, now))
             else:
                 report.unchanged += 1
         return embed, relabel
@@ -150,32 +153,33 @@ def ingest(
         report.duplicates += len(batch) - len(unique)
         report.duplicates += sum(pid in seen for pid in unique)
         seen.update(unique)
-        docs, relabel = triage(list(unique.values()))
-        if not docs:
-            return docs, None, None, relabel
+        pairs, relabel = triage([(d, payload(d)) for d in unique.values()])
+        if not pairs:
+            return pairs, None, None, relabel
+        docs = [d for d, _ in pairs]
         dense = encode(docs)
         check_vectors(dense, docs, col.embedder.dim)
         sparse: list[Sparse] | None = None
         if col.sparse:
             sparse = list(col.sparse.encode_documents([d.text for d in docs]))
-        return docs, dense, sparse, relabel  # dense and sparse written together, never apart
+        return pairs, dense, sparse, relabel  # dense and sparse written together, never apart
 
     stages = staged(col._batches(documents), embed)
     try:
-        for batch, (docs, dense, sparse, relabel) in stages:
-            if docs and dense is not None:
-                ids = [d.point_id for d in docs]
-                payloads = [payload(d) for d in docs]
+        for batch, (pairs, dense, sparse, relabel) in stages:
+            if pairs and dense is not None:
+                ids = [d.point_id for d, _ in pairs]
+                payloads = [p for _, p in pairs]
                 with engine_lock:
                     col._call(functools.partial(
                         col.engine.upsert, col.name, ids, dense, payloads, sparse),
-                        f"writing {len(docs)} points to {col.name!r}", report)
-            for doc in relabel:  # metadata changed, text not: no re-embedding
+                        f"writing {len(ids)} points to {col.name!r}", report)
+            for doc, new in relabel:  # metadata changed, text not: no re-embedding
                 with engine_lock:
                     col._call(functools.partial(
-                        col.engine.set_payload, col.name, payload(doc), None,
-                        ids=[doc.point_id]), f"updating {doc.id!r} in {col.name!r}", report)
-            report.written += len(docs) + len(relabel)
+                        col.engine.set_payload, col.name, new, None, ids=[doc.point_id]),
+                        f"updating {doc.id!r} in {col.name!r}", report)
+            report.written += len(pairs) + len(relabel)
             written, batch = len(batch), []
             if on_progress:
                 on_progress(written)

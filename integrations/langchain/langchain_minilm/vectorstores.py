@@ -11,7 +11,6 @@ Async methods are LangChain's own thin wrappers that run this same code in a wor
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -26,7 +25,6 @@ from langchain_minilm.embeddings import MiniLMEmbeddings
 from minilm_qdrant import Collection, CollectionMismatch, Hit
 from minilm_qdrant import Document as CoreDocument
 from minilm_qdrant.collection import DEFAULT_COLLECTION
-from minilm_qdrant.documents import ID_NAMESPACE
 from minilm_qdrant.engines import Fusion, Mode
 
 Filter = models.Filter | dict[str, Any] | None
@@ -143,7 +141,8 @@ class MiniLMVectorStore(VectorStore):
                     ids is not None and i >= len(ids)):
                 raise ValueError("more texts than metadatas or ids")
             given = ids[i] if ids is not None else None
-            doc_id = given if given is not None else _text_id(text)
+            # no id: the point id of the text (stable, so re-adding it changes nothing)
+            doc_id = given if given is not None else CoreDocument(text).point_id
             out.append(doc_id)
             yield CoreDocument(text, dict(metadatas[i]) if metadatas else {}, id=doc_id)
 
@@ -243,11 +242,6 @@ class MiniLMVectorStore(VectorStore):
         store = cls(embedding, collection_name, **kwargs)  # type: ignore[arg-type]
         store.add_texts(texts, metadatas, ids=ids)
         return store
-
-
-def _text_id(text: str) -> str:
-    """The id of a text added without one: stable, so re-adding it changes nothing."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"text:{text}"))
 
 
 def _document(hit: Hit) -> Document:

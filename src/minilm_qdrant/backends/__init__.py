@@ -70,6 +70,7 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@lru_cache(maxsize=8)  # the hardware does not change: not re-read on every query
 def choose(device: str | None = None, kind: str = "batch") -> str:
     """The `auto` rule. CUDA -> ``torch``. On a CPU, for batches (ingest, eval's corpus):
     native bf16 -> ``torch-bf16`` (NDCG@10 equal to fp32 within 0.001), else ``onnx``; for

@@ -13,6 +13,7 @@ query text is all the store needs, for the dense side and for BM25 alike.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -207,13 +208,9 @@ class MiniLMVectorStore(BasePydanticVectorStore):
                          "hybrid, sparse or mmr")
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        import asyncio
-
         return await asyncio.to_thread(self.query, query, **kwargs)
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        import asyncio
-
         return await asyncio.to_thread(self.add, nodes, **kwargs)
 
 
