@@ -1,0 +1,209 @@
+"""What every command shares: the app, its options, one-line errors, clean stops, opening a
+collection, progress bars."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from qdrant_client import models
+from tqdm import tqdm
+
+from minilm_qdrant.collection import Collection
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.engines import FUSIONS, MODES, CollectionOptions, Fusion, Mode
+from minilm_qdrant.errors import MiniLMQdrantError
+from minilm_qdrant.models import DEFAULT_MODEL, Pooling
+
+app = typer.Typer(  # plain help: rich markup would eat "[...]" and show flags as <bool>
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Embed documents with MiniLM sentence-transformers and search them in Qdrant.",
+)
+DEFAULT_PATH = "./qdrant_data"
+_state = {"debug": False}
+
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+PathOpt = Annotated[
+    str | None, typer.Option("--path", help="Embedded store directory.", show_default=DEFAULT_PATH)
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", envvar="QDRANT_URL", help="Qdrant server or cluster URL.")
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="QDRANT_API_KEY", show_default=False, help="Qdrant API key."),
+]
+InsecureOpt = Annotated[
+    bool, typer.Option("--allow-insecure", help="Allow an API key over plain http.")
+]
+BackendOpt = Annotated[
+    str, typer.Option(help="auto: the fastest lossless backend here, per kind of call (batches: "
+                      "torch-bf16 on CPUs with native bf16, else onnx; one query: onnx; CUDA: "
+                      "torch); or torch, torch-bf16, onnx, onnx-int8 (lossy). See README.")
+]
+PoolingOpt = Annotated[
+    str | None, typer.Option("--pooling", help="Override the model's pooling (mean or cls).")
+]
+ModeOpt = Annotated[str | None, typer.Option(
+    "--mode", help="hybrid, dense or sparse.",
+    show_default="hybrid where the collection has BM25 sparse vectors, else dense")]
+FusionOpt = Annotated[str, typer.Option(
+    "--fusion", help="How hybrid fuses dense and BM25 in Qdrant: dbsf or rrf.")]
+PrefetchOpt = Annotated[int, typer.Option(
+    "--prefetch", min=1, help="Candidates from each side before fusion or MMR.")]
+WhereOpt = Annotated[list[str] | None, typer.Option(
+    "--where", help="Metadata filter KEY=VALUE (repeatable, all must match; VALUE as JSON "
+    "when it parses: 3, true, \"x\").")]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s"
+    )
+    if not verbose:
+        _quiet_libraries()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except MiniLMQdrantError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that stores close as for Ctrl-C."""
+
+
+@contextmanager
+def clean_stop(done: Callable[[], str]) -> Iterator[None]:
+    """On Ctrl-C (SIGINT) or SIGTERM: stop taking batches, let the stores close (lock released,
+    WAL flushed), say in one line what is stored and that a rerun finishes it, exit 130 / 143.
+    A second signal while stopping exits at once."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except (KeyboardInterrupt, _Terminated) as exc:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        term = isinstance(exc, _Terminated)
+        typer.echo(f"stopped by {'SIGTERM' if term else 'Ctrl-C'}: {done()}; the store is closed "
+                   "and consistent: rerun the same command to finish (what is stored is skipped, "
+                   "not embedded again).", err=True)
+        raise typer.Exit(143 if term else 130) from None
+    finally:
+        if signal.getsignal(signal.SIGTERM) is terminate:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn any unexpected failure into one line (our own errors are handled by `main`)."""
+    try:
+        yield
+    except (MiniLMQdrantError, typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def open_collection(
+    collection: str, path: str | None, url: str | None, api_key: str | None,
+    allow_insecure: bool, embedder: Embedder | None, create: bool, backend: str = "auto",
+    options: CollectionOptions | None = None,
+) -> Collection:
+    if url and path:
+        raise typer.BadParameter("give either --path or --url, not both")
+    return Collection(
+        collection, embedder, path=None if url else (path or DEFAULT_PATH), url=url,
+        api_key=api_key, allow_insecure=allow_insecure, create=create, backend=backend,
+        options=options,
+    )
+
+
+def parse_mode(mode: str | None) -> Mode | None:
+    if mode is not None and mode not in MODES:
+        raise typer.BadParameter(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+def parse_fusion(fusion: str) -> Fusion:
+    if fusion not in FUSIONS:
+        raise typer.BadParameter(f"--fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
+    return fusion
+
+
+def parse_where(where: list[str] | None) -> models.Filter | None:
+    """``KEY=VALUE`` options -> a filter on ``metadata.KEY`` (all must match)."""
+    if not where:
+        return None
+    must: list[Any] = []
+    for item in where:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--where takes KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if not isinstance(value, (str, int, bool)):
+            raise typer.BadParameter(
+                f"--where {item!r}: VALUE must be a string, an integer or true/false")
+        must.append(models.FieldCondition(
+            key=f"metadata.{key.strip()}", match=models.MatchValue(value=value)))
+    return models.Filter(must=must)
+
+
+def make_embedder(
+    model: str | None, pooling: str | None, backend: str = "auto", batch_size: int = 256
+) -> Embedder | None:
+    if model is None and pooling is None:
+        return None
+    if pooling not in (None, "mean", "cls"):
+        raise typer.BadParameter(f"--pooling must be mean or cls, not {pooling!r}")
+    chosen: Pooling | None = pooling  # type: ignore[assignment]
+    return Embedder(model or DEFAULT_MODEL, pooling=chosen, backend=backend, batch_size=batch_size)
+
+
+def progress_bar(total: int | None, unit: str, desc: str) -> tqdm[Any]:
+    return tqdm(total=total, unit=unit, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+
+
+def shorten(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass

@@ -1,0 +1,135 @@
+"""Commands that write documents: `index`, `delete`, `add-sparse`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from minilm_qdrant.cli.common import (
+    BackendOpt,
+    CollectionOpt,
+    InsecureOpt,
+    KeyOpt,
+    PathOpt,
+    PoolingOpt,
+    UrlOpt,
+    WhereOpt,
+    app,
+    clean_stop,
+    make_embedder,
+    one_line_errors,
+    open_collection,
+    parse_where,
+    progress_bar,
+)
+from minilm_qdrant.collection import DEFAULT_COLLECTION
+from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.models import DEFAULT_MODEL
+from minilm_qdrant.readers import ReadStats, count_lines, read_documents
+
+
+@app.command()
+def index(
+    file: Annotated[Path, typer.Argument(help="JSONL, CSV (text column) or text file.")],
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+    model: Annotated[str | None, typer.Option(
+        help="Model.", show_default=f"the collection's own; {DEFAULT_MODEL} for a new one",
+    )] = None,
+    pooling: PoolingOpt = None,
+    backend: BackendOpt = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents per upsert.")] = 256,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Skip and count bad lines.")
+    ] = False,
+    dense_only: Annotated[bool, typer.Option(
+        "--dense-only", help="A new collection without BM25 sparse vectors (no hybrid).")
+    ] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Embed every document, even those already stored unchanged.")
+    ] = False,
+) -> None:
+    """Embed a file's documents and store them (rerunning it never duplicates)."""
+    with one_line_errors():
+        # no --model: the collection's own model, or the registry default for a new collection
+        embedder = make_embedder(model, pooling, backend)
+        stats = ReadStats()
+        docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
+        total = count_lines(file) if file.is_file() else None
+        options = CollectionOptions(sparse=None) if dense_only else None
+        acked = [0]
+
+        def progress(n: int) -> None:
+            acked[0] += n
+            bar.update(n)
+
+        def stopped() -> str:
+            return f"{acked[0]} documents of {file} were processed and are stored"
+
+        with clean_stop(stopped), open_collection(
+            collection, path, url, api_key, allow_insecure, embedder, True, backend, options
+        ) as col, \
+                progress_bar(total, "doc", "indexing") as bar:
+            report = col.upsert(docs, on_progress=progress, skip_unchanged=not force)
+            points = col.count()
+        typer.echo(
+            f"Indexed {report.written} documents from {file} into {collection!r} "
+            f"({col.where}) with {col.embedder.spec.name} in {report.seconds:.1f}s; "
+            f"collection now holds {points} points; {report.tokens:,} tokens embedded, "
+            f"padding {report.padding_waste:.1%}."
+        )
+        extras = {
+            "unchanged (already stored, skipped)": report.unchanged,
+            "skipped invalid lines": stats.skipped, "duplicate ids (last kept)": report.duplicates,
+            "truncated to the token limit": report.truncated, "retries": report.retries,
+        }
+        for label, n in extras.items():
+            if n:
+                typer.echo(f"  {label}: {n}")
+
+
+@app.command()
+def delete(
+    ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
+    where: WhereOpt = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+) -> None:
+    """Delete documents by id, or by metadata (--where KEY=VALUE); nothing is re-embedded."""
+    with one_line_errors():
+        flt = parse_where(where)
+        if bool(ids) == (flt is not None):
+            raise typer.BadParameter("give document ids or --where KEY=VALUE (one of them)")
+        with open_collection(collection, path, url, api_key, allow_insecure, None, False) as col:
+            deleted = col.delete(flt if flt is not None else ids or [])
+            left = col.count()
+        typer.echo(f"Deleted {deleted} documents from {collection!r} ({col.where}); "
+                   f"{left} left.")
+
+
+@app.command("add-sparse")
+def add_sparse(
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    language: Annotated[str, typer.Option(help="BM25 stopwords and stemmer.")] = "english",
+) -> None:
+    """Give a dense-only collection BM25 sparse vectors from its stored text (hybrid search;
+    nothing is re-embedded; embedded store)."""
+    from minilm_qdrant.sparse import Bm25Settings
+
+    with one_line_errors(), \
+            open_collection(collection, path, None, None, False, None, False) as col, \
+            progress_bar(None, "point", "encoding") as bar:
+        n = col.add_sparse(Bm25Settings(language=language), on_progress=bar.update)
+        typer.echo(f"Added BM25 sparse vectors to {n} points of {collection!r} ({col.where}); "
+                   "searches are now hybrid by default.")
+
+

@@ -1,0 +1,140 @@
+"""Commands that read: `search`, `eval`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from minilm_qdrant import eval as beir
+from minilm_qdrant.cli.common import (
+    BackendOpt,
+    CollectionOpt,
+    FusionOpt,
+    InsecureOpt,
+    KeyOpt,
+    ModeOpt,
+    PathOpt,
+    PoolingOpt,
+    PrefetchOpt,
+    UrlOpt,
+    WhereOpt,
+    app,
+    make_embedder,
+    one_line_errors,
+    open_collection,
+    parse_fusion,
+    parse_mode,
+    parse_where,
+    progress_bar,
+    shorten,
+)
+from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.models import DEFAULT_MODEL
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: CollectionOpt = DEFAULT_COLLECTION,
+    path: PathOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+    model: Annotated[
+        str | None, typer.Option(help="Model.", show_default="the one that filled the collection")
+    ] = None,
+    pooling: PoolingOpt = None,
+    backend: BackendOpt = "auto",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    exact: Annotated[bool, typer.Option("--exact", help="Exact search (no HNSW).")] = False,
+    hnsw_ef: Annotated[
+        int | None, typer.Option("--hnsw-ef", min=1, help="HNSW search breadth.")
+    ] = None,
+    mode: ModeOpt = None,
+    fusion: FusionOpt = "dbsf",
+    prefetch: PrefetchOpt = 100,
+    diversity: Annotated[float, typer.Option(
+        "--diversity", min=0.0, max=1.0, help="MMR in Qdrant: 0 relevance only, 1 diversity.")
+    ] = 0.0,
+    where: WhereOpt = None,
+) -> None:
+    """Search a collection (hybrid by default); higher score = closer (see README)."""
+    with one_line_errors():
+        embedder = make_embedder(model, pooling, backend)
+        with open_collection(
+            collection, path, url, api_key, allow_insecure, embedder, False, backend
+        ) as col:
+            hits = col.search(
+                query, k, mode=parse_mode(mode), fusion=parse_fusion(fusion), prefetch=prefetch,
+                diversity=diversity, query_filter=parse_where(where), exact=exact, hnsw_ef=hnsw_ef,
+            )
+        if as_json:
+            typer.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
+            return
+        for rank, hit in enumerate(hits, start=1):
+            typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}: {shorten(hit.text)}")
+
+
+@app.command("eval")
+def eval_(
+    directory: Annotated[Path, typer.Argument(help="BEIR data set directory.")],
+    split: Annotated[str, typer.Option(help="Qrels split (qrels/SPLIT.tsv).")] = "test",
+    model: Annotated[str, typer.Option(help="Model.")] = DEFAULT_MODEL,
+    backend: BackendOpt = "auto",
+    path: Annotated[str | None, typer.Option(
+        help="Embedded store directory to index into or reuse.",
+        show_default="a temporary one")
+    ] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    allow_insecure: InsecureOpt = False,
+    collection: Annotated[str | None, typer.Option(
+        "--collection", "-c", help="Collection name.", show_default="beir-DIRNAME")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Cutoff of NDCG, Recall and MRR.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    mode: ModeOpt = None,
+    fusion: FusionOpt = "dbsf",
+    prefetch: PrefetchOpt = 100,
+) -> None:
+    """Measure retrieval quality on a BEIR data set through the real index and search path."""
+    with one_line_errors():
+        if url and path:
+            raise typer.BadParameter("give either --path or --url, not both")
+        data = beir.load_beir(directory, split)
+        for label, n in data.problems.items():
+            typer.echo(f"warning: {label}: {n}", err=True)
+        name = collection or "beir-" + "".join(
+            c if c.isalnum() or c in "-_" else "_" for c in directory.resolve().name)
+        embedder = Embedder(model, backend=backend)
+        with tempfile.TemporaryDirectory() as tmp, Collection(
+            name, embedder, path=None if url else (path or tmp), url=url, api_key=api_key,
+            allow_insecure=allow_insecure,
+        ) as col, \
+                progress_bar(len(data.doc_ids), "doc", "indexing") as index_bar, \
+                progress_bar(len(data.queries), "query", "querying") as query_bar:
+            result = beir.evaluate(
+                col, data, k, index_bar.update, query_bar.update, mode=parse_mode(mode),
+                fusion=parse_fusion(fusion), prefetch=prefetch,
+            )
+        if result.truncated:
+            typer.echo(f"warning: {result.truncated} documents were truncated to the model's "
+                       f"limit of {embedder.spec.max_tokens} word pieces", err=True)
+        figures = result.as_dict()
+        if as_json:
+            typer.echo(json.dumps(figures))
+            return
+        reused = " (reused the existing index)" if result.reused_index else ""
+        typer.echo(f"{directory} split {split!r}: {result.queries} queries, "
+                   f"{len(data.doc_ids)} documents, {result.model} ({result.backend}), "
+                   f"{result.mode} search{reused}")
+        for key, value in figures.items():
+            if key not in ("model", "backend", "queries", "mode"):
+                typer.echo(f"  {key:<14} {value}")
+
+
