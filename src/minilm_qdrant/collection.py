@@ -10,7 +10,7 @@ Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -36,6 +36,9 @@ from minilm_qdrant.ingest import UpsertReport, batches, ingest
 from minilm_qdrant.lifecycle import Lifecycle
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
+
+if TYPE_CHECKING:
+    from minilm_qdrant.reembed import ReembedReport
 
 __all__ = ["DEFAULT_COLLECTION", "FINGERPRINT_KEY", "Collection", "UpsertReport"]
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
@@ -288,6 +291,26 @@ class Collection(Lifecycle):
             )
         return mode
 
+    def reembed(
+        self, model: str | Embedder, *, to_collection: str | None = None, swap: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> ReembedReport:
+        """Rebuild this collection with another model from its stored text, into a new
+        collection of the same store; ``swap`` then makes it answer under this name (reopen
+        the collection after). See `minilm_qdrant.reembed`."""
+        from minilm_qdrant.reembed import reembed
+
+        embedder = model if isinstance(model, Embedder) else Embedder(model, backend=self.backend)
+        return reembed(self, embedder, to_collection=to_collection, swap=swap,
+                       on_progress=on_progress)
+
+    def swap(self, other: str) -> None:
+        """Make collection ``other`` answer under this name (embedded store: the two exchange
+        names, so the old points stay under ``other``; server: this name becomes an alias of
+        ``other``, the old collection deleted). Reopen the collection afterwards."""
+        self._call(lambda: self.engine.swap(self.name, other),
+                   f"swapping {self.name!r} and {other!r}")
+
     def add_sparse(
         self, settings: Bm25Settings | None = None,
         on_progress: Callable[[int], None] | None = None,
@@ -342,4 +365,5 @@ def _describe(fp: dict[str, Any]) -> str:
     return (
         f"model={fp.get('model')} dim={fp.get('dim')} pooling={fp.get('pooling')} "
         f"normalize={fp.get('normalize')} distance={fp.get('distance')}"
+        + (f" weights={fp['weights']}" if fp.get("weights") else "")
     )

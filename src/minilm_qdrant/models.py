@@ -7,6 +7,7 @@ dimension and distance before any weights are loaded.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -46,16 +47,22 @@ class ModelSpec:
     """An importable package that ships the weights (found before the hub is tried)."""
     onnx_file: str | None = None
     """For pre-exported ONNX models: the file inside the model directory."""
+    weights_hash: str | None = None
+    """For a local directory: a hash of its weight files, so that a collection filled by one
+    model in a folder refuses another written to the same folder (a new tuning, say)."""
 
     def fingerprint(self) -> dict[str, Any]:
         """The identity a collection stores so that models are never mixed in it."""
-        return {
+        found: dict[str, Any] = {
             "model": self.hub_id,
             "dim": self.dim,
             "pooling": self.pooling,
             "normalize": self.normalize,
             "distance": self.distance,
         }
+        if self.weights_hash:
+            found["weights"] = self.weights_hash
+        return found
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,7 +236,20 @@ def spec_from_directory(path: Path, *, name: str) -> ModelSpec:
         document_prompt=prompts.get("document", prompts.get("passage", "")),
         weights="torch" if has_torch or onnx_file is None else "onnx-int8",
         onnx_file=onnx_file,
+        weights_hash=weights_hash(path) if Path(name).expanduser().is_dir() else None,
     )
+
+
+def weights_hash(path: Path) -> str:
+    """sha256 (first 16 hex digits) of a model folder's weight files (safetensors, bin, onnx)."""
+    digest = hashlib.sha256()
+    files = [*path.glob("*.safetensors"), *path.glob("*.bin"), *_onnx_files(path)]
+    for weights in sorted(set(files)):
+        digest.update(weights.name.encode())
+        with weights.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def _onnx_files(path: Path) -> list[Path]:

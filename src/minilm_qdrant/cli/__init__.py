@@ -4,7 +4,7 @@ One module per command group; errors print one line and exit non-zero (``--debug
 traceback).
 """
 
-from minilm_qdrant.cli import admin, ingest, search  # noqa: F401  (registers the commands)
+from minilm_qdrant.cli import admin, ingest, search, tune  # noqa: F401  (registers the commands)
 from minilm_qdrant.cli.common import app, main
 
 __all__ = ["app", "main"]

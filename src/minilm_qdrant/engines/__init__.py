@@ -185,4 +185,9 @@ class Engine(Protocol):
         """Every point (matching ``query_filter``), in pages of ``batch``."""
         ...
 
+    def swap(self, name: str, other: str) -> None:
+        """Make ``other``'s points answer under ``name`` (embedded store: the two exchange
+        names; server: ``name`` becomes an alias of ``other``)."""
+        ...
+
     def close(self) -> None: ...

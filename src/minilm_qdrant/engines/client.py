@@ -216,6 +216,20 @@ class ClientEngine:
             if offset is None:
                 return
 
+    def swap(self, name: str, other: str) -> None:
+        """Point the alias ``name`` at ``other`` in one request. Where ``name`` is a collection
+        (the first swap), it is deleted first: a server's alias cannot share its name."""
+        aliases = {a.alias_name for a in self.client.get_aliases().aliases}
+        ops: list[Any] = []
+        if name in aliases:
+            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(
+                alias_name=name)))
+        else:
+            self.client.delete_collection(name)
+        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(
+            collection_name=other, alias_name=name)))
+        self.client.update_collection_aliases(change_aliases_operations=ops)
+
     def close(self) -> None:
         self.client.close()
 

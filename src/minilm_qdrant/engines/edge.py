@@ -35,6 +35,7 @@ from minilm_qdrant.engines import (
 )
 from minilm_qdrant.engines.edge_files import (
     acquire,
+    exchange,
     release,
     write_json_atomic,
 )
@@ -246,6 +247,18 @@ class EdgeEngine:
             yield [StoredPoint.from_record(r, with_vectors) for r in records]
             if offset is None:
                 return
+
+    def swap(self, name: str, other: str) -> None:
+        """Exchange two collections' directories (shards closed first): ``name`` then holds
+        ``other``'s points and the reverse."""
+        for each in (name, other):
+            if self._meta(each) is None:
+                raise InputError(f"collection {each!r} does not exist at {self.root}")
+            shard = self._shards.pop(each, None)
+            if shard is not None:
+                shard.flush()
+                shard.close()
+        exchange(self._dir(name), self._dir(other))
 
     def close(self) -> None:
         shards, self._shards = self._shards, {}

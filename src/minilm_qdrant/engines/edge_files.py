@@ -7,6 +7,8 @@ file or the new one, never half.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import fcntl
 import json
 import os
@@ -75,3 +77,29 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap two directories: atomically where the kernel can (``renameat2`` with
+    ``RENAME_EXCHANGE``, Linux), else by three renames (the store lock keeps other processes
+    out meanwhile)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2 is not None and renameat2(
+            at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        _fsync_dir(a.parent)
+        return
+    parked = a.with_name(f".{a.name}.swap")
+    os.rename(a, parked)
+    os.rename(b, a)
+    os.rename(parked, b)
+    _fsync_dir(a.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,85 @@
+"""`reembed`: rebuild a collection with another model from the text stored in its payloads.
+
+No source files are needed: each stored document (id, text, metadata) goes through the new
+collection's `Collection.upsert`, with the ingest's guarantees (bounded, retried batches;
+points already stored there with the same text and model are skipped, so an interrupted
+reembed rerun finishes it). The old collection keeps answering until the new one is complete;
+``swap`` then makes the new one answer under the old name (`Engine.swap`: an atomic directory
+exchange on the embedded store, an alias on a server).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from minilm_qdrant.collection import Collection
+from minilm_qdrant.documents import Document
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.errors import InputError
+
+PAGE = 1024
+
+
+@dataclass
+class ReembedReport:
+    """What a reembed did."""
+
+    source: str
+    target: str
+    model: str
+    written: int
+    unchanged: int
+    """Already in the target with this model and text (a resumed run), not embedded again."""
+    points: int
+    """Points in the target afterwards (equal to the source's)."""
+    seconds: float
+    swapped: bool = False
+
+
+def target_name(source: Collection, embedder: Embedder) -> str:
+    """The new collection's default name: the old one plus a hash of the new model's
+    fingerprint, so that rerunning the same reembed finds (and finishes) the same target."""
+    blob = json.dumps(embedder.fingerprint, sort_keys=True).encode()
+    return f"{source.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def reembed(
+    source: Collection, embedder: Embedder, *, to_collection: str | None = None,
+    swap: bool = False, on_progress: Callable[[int], None] | None = None,
+) -> ReembedReport:
+    """Fill ``to_collection`` (default `target_name`) in ``source``'s store with ``embedder``'s
+    vectors of ``source``'s stored documents (ids, metadata and BM25 settings kept), then,
+    with ``swap``, exchange the two names."""
+    if embedder.fingerprint == source.embedder.fingerprint:
+        raise InputError(f"collection {source.name!r} already holds {embedder.spec.name} "
+                         "vectors: nothing to re-embed")
+    target_label = to_collection or target_name(source, embedder)
+    if target_label == source.name:
+        raise InputError("--to-collection must differ from the source collection")
+    began = time.perf_counter()
+    options = CollectionOptions(sparse=source.sparse.settings if source.sparse else None)
+    # the same engine (and store lock) as the source: not closed here, the source owns it
+    target = Collection(target_label, embedder, engine=source.engine, options=options,
+                        batch_size=source.batch_size, retry_policy=source.retry_policy)
+    expected = source.count()
+    report = target.upsert(_stored(source), on_progress=on_progress)
+    points = target.count()
+    if points != expected:
+        raise InputError(f"{target_label!r} holds {points} points after the reembed but "
+                         f"{source.name!r} holds {expected}: was {source.name!r} written to "
+                         "meanwhile? Rerun to finish; nothing was swapped.")
+    if swap:
+        source.swap(target_label)
+    return ReembedReport(source.name, target_label, embedder.spec.name, report.written,
+                         report.unchanged, points, time.perf_counter() - began, swap)
+
+
+def _stored(source: Collection) -> Iterator[Document]:
+    for page in source.engine.scroll(source.name, PAGE, False):
+        for point in page:
+            yield Document.from_payload(point.payload)
