@@ -61,3 +61,11 @@ class IngestError(MiniLMQdrantError):
 
 class CollectionNotFound(MiniLMQdrantError):
     """A collection that must exist (to search it) does not."""
+
+
+class DiskFull(MiniLMQdrantError):
+    """Too little free space for an embedded store to write (or even open) safely."""
+
+
+class StoreCorrupt(MiniLMQdrantError):
+    """An embedded store's files cannot be read: names the file and the ways back."""
