@@ -20,6 +20,10 @@ class UnsupportedModel(MiniLMQdrantError):
     """A known model that the chosen backend cannot run (yet)."""
 
 
+class MissingDependency(MiniLMQdrantError):
+    """An optional extra (e.g. ``onnx``) that the chosen feature needs is not installed."""
+
+
 class CollectionMismatch(MiniLMQdrantError):
     """An existing collection was made for another model, size, distance or pooling."""
 
