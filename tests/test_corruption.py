@@ -88,7 +88,7 @@ def test_damage_is_named_in_one_line_with_the_ways_back(store: Path, case: str) 
 def test_damage_raises_store_corrupt_in_python_and_stops_an_ingest_as_it_is(
         store: Path, embedder: Embedder) -> None:
     (store / "c" / "collection.json").write_text("not json")
-    with pytest.raises(StoreCorrupt, match="collection.json is not valid JSON"):
+    with pytest.raises(StoreCorrupt, match=r"collection\.json is not valid JSON"):
         Collection("c", path=str(store), create=False)
     _garble(store / "c" / "collection.json")  # binary: not even UTF-8
     with pytest.raises(StoreCorrupt, match=r"collection.json is not (UTF-8|valid JSON)"):

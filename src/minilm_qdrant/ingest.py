@@ -35,6 +35,7 @@ from minilm_qdrant.errors import (
     IngestError,
     InputError,
     MiniLMQdrantError,
+    MissingDependency,
     StoreCorrupt,
 )
 from minilm_qdrant.pipeline import StageError, staged
@@ -201,8 +202,8 @@ def ingest(
             exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
             if not isinstance(exc, MiniLMQdrantError):
                 raise exc from None  # type: ignore[misc]
-        if isinstance(exc, StoreCorrupt):  # a rerun cannot help: the message says what can
-            raise exc from None
+        if isinstance(exc, (StoreCorrupt, MissingDependency)):  # a rerun cannot help them:
+            raise exc from None  # their own message says what can
         failed = [label(d) for d in batch]
         if isinstance(exc, Refused):
             failed.append(label(exc.document))
