@@ -15,7 +15,6 @@ Every call into ``qdrant_edge`` (pinned: its API moves between releases) lives i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -41,7 +40,12 @@ from minilm_qdrant.engines.edge_files import (
     release,
     write_json_atomic,
 )
-from minilm_qdrant.engines.edge_requests import to_edge_filter, to_edge_query, to_edge_sparse
+from minilm_qdrant.engines.edge_requests import (
+    to_edge_config,
+    to_edge_filter,
+    to_edge_query,
+    to_edge_sparse,
+)
 from minilm_qdrant.errors import CollectionNotFound, InputError, StoreInUse
 from minilm_qdrant.sparse import SPARSE_NAME
 
@@ -50,7 +54,6 @@ SHARD_DIR = "shard"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 MAX_NAME = 255
 """Bytes in a directory name on common filesystems (ext4, xfs, btrfs, APFS, NTFS)."""
-_DISTANCE = {"dot": qe.Distance.Dot, "cosine": qe.Distance.Cosine, "euclid": qe.Distance.Euclid}
 _SCHEMA = {
     "keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
     "float": qe.PayloadSchemaType.Float, "bool": qe.PayloadSchemaType.Bool,
@@ -116,7 +119,7 @@ class EdgeEngine:
                 if (where / "edge_config.json").exists():
                     shard = qe.EdgeShard.load(str(where))
                 else:  # created, then interrupted before the shard was made
-                    shard = qe.EdgeShard.create(str(where), _config(meta))
+                    shard = qe.EdgeShard.create(str(where), to_edge_config(meta))
         except Exception as exc:
             if "WouldBlock" in str(exc):
                 raise StoreInUse(
@@ -201,7 +204,7 @@ class EdgeEngine:
                           {**meta, "metadata": metadata, "sparse_vectors": has})
 
     def _sparse_names(self, name: str) -> list[str]:
-        config = json.loads((self._dir(name) / SHARD_DIR / "edge_config.json").read_text())
+        config = read_meta(self._dir(name) / SHARD_DIR / "edge_config.json", ()) or {}
         return list(config.get("sparse_vectors") or {})
 
     def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
@@ -285,30 +288,3 @@ def _edge_version() -> str:
     from importlib.metadata import version
 
     return version("qdrant-edge-py")
-
-
-def _config(meta: dict[str, Any]) -> qe.EdgeConfig:
-    opts = meta.get("options", {})
-    hnsw = None
-    if any(opts.get(k) is not None for k in ("hnsw_m", "hnsw_ef_construct", "full_scan_threshold")):
-        hnsw = qe.HnswIndexConfig(
-            m=opts.get("hnsw_m") or 16, ef_construct=opts.get("hnsw_ef_construct") or 100,
-            full_scan_threshold=opts.get("full_scan_threshold") or 10_000,
-        )
-    quantization = None
-    if opts.get("quantization") == "int8":
-        quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True)
-    optimizers = None
-    if opts.get("full_scan_threshold") is not None:  # index as soon as a scan would be slower
-        optimizers = qe.EdgeOptimizersConfig(indexing_threshold=max(1, opts["full_scan_threshold"]))
-    sparse = {name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
-              for name in meta.get("sparse_vectors", [])}
-    return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(
-            size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
-            on_disk=opts.get("on_disk"),
-        ),
-        sparse_vectors=sparse or None,
-        on_disk_payload=opts.get("on_disk_payload"),
-        hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers,
-    )
