@@ -47,16 +47,18 @@ def location(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Write the reliability table (rows added by the fault tests) and show where it is."""
+    """Write the reliability table (rows added by the fault tests, merged into the rows of
+    earlier runs by case) and show where it is."""
     from pathlib import Path
 
-    from faults import ROWS, table_markdown
+    from faults import ROWS, merge_rows, table_markdown
 
     if not ROWS:
         return
     out = Path(__file__).resolve().parents[1] / "reports" / "reliability.md"
     out.parent.mkdir(exist_ok=True)
-    text = table_markdown(ROWS)
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    text = table_markdown(merge_rows(previous, ROWS))
     out.write_text(text, encoding="utf-8")
     terminalreporter.write_sep("=", f"reliability table ({len(ROWS)} rows) -> {out}")
     terminalreporter.write(text)

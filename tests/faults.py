@@ -63,6 +63,20 @@ def table_markdown(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_rows(previous: str, rows: list[Row]) -> list[Row]:
+    """The rows of the table written before (``previous`` markdown), each replaced by this
+    run's row of the same case, then this run's new cases: a run of a few test files updates
+    its rows and keeps the others."""
+    fresh = {r.case: r for r in rows}
+    merged: list[Row] = []
+    for line in previous.splitlines():
+        cells = [c.strip().replace("\\|", "|") for c in line.strip()[1:-1].split(" | ")]
+        if not line.startswith("| ") or len(cells) != 5 or cells[0] == "fault or bad input":
+            continue
+        merged.append(fresh.pop(cells[0], Row(*cells[:4])))
+    return merged + list(fresh.values())
+
+
 def _matches(expected: int | str, observed: int | str) -> bool:
     """Equal, or inside an expected range written ``low..high``."""
     low, sep, high = str(expected).partition("..")

@@ -13,12 +13,13 @@ import pytest
 from faults import record
 
 from minilm_qdrant import Collection, Embedder, cli
+from minilm_qdrant.cli import common
 
 
 @pytest.fixture
 def run(embedder: Embedder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         tmp_path: Path):
-    monkeypatch.setattr(cli, "Embedder", lambda *a, **k: embedder)  # reuse the loaded weights
+    monkeypatch.setattr(common, "Embedder", lambda *a, **k: embedder)  # the loaded weights
     store = str(tmp_path / "store")
 
     def invoke(*args: str) -> tuple[int, str, str]:
@@ -114,3 +115,15 @@ def test_metadata_the_store_cannot_hold_is_named(embedder: Embedder, tmp_path) -
         assert col.count() == 1
         record("NaN / Infinity / 2**66 in metadata (JSONL; API)", "one line naming file:line "
                "or document and field; skipped and counted with --skip-invalid", 1, col.count())
+
+
+def test_csv_with_an_unclosed_quote_is_named_and_the_rows_before_it_are_stored(
+        run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text('id,text\na,First row.\nb,Second row.\nc,"never closed\nd,Fourth row.\n')
+    code, _, err = run(str(bad))
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "bad.csv:4: bad CSV row: a quoted field opens here and is never closed" in err
+    assert run.count() == 2
+    record("CSV with an unclosed quote on line 4 (CLI)", "exit 1, one line naming bad.csv:4; "
+           "the rows before it written", 2, run.count())

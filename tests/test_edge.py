@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from faults import record
 from qdrant_client import QdrantClient
 
 from minilm_qdrant import Collection, CollectionOptions, Document, Embedder
@@ -98,3 +99,35 @@ def test_optimize_builds_hnsw_with_high_recall(tmp_path) -> None:
         assert found / 200 >= 0.9
     finally:
         engine.close()
+
+
+def test_a_name_too_long_for_a_directory_is_named_with_its_length(tmp_path) -> None:
+    engine = EdgeEngine(tmp_path)
+    try:
+        with pytest.raises(Exception, match=r"collection name is 300 bytes long; .* limited to "
+                           "255 bytes: choose a shorter name"):
+            engine.info("a" * 300)
+        assert engine.info("a" * 255) is None  # the longest name is fine
+        record("collection name of 300 letters (embedded store)", "InputError naming its 300 "
+               "bytes and the 255-byte limit", 0, len(list(tmp_path.glob("a*"))))
+    finally:
+        engine.close()
+
+
+def test_reads_create_nothing(embedder: Embedder, tmp_path) -> None:
+    from minilm_qdrant import CollectionNotFound
+    from minilm_qdrant.push import push
+
+    missing = tmp_path / "missing"
+    with pytest.raises(CollectionNotFound, match="no embedded store at"):
+        Collection("c", path=str(missing), create=False)
+    with pytest.raises(CollectionNotFound):
+        push(path=str(missing), collection="c", to_path=str(tmp_path / "target"))
+    assert not missing.exists() and not (tmp_path / "target").exists()
+    with Collection("c", embedder, path=str(tmp_path / "s")):
+        pass
+    with pytest.raises(CollectionNotFound, match="'other' does not exist"):
+        Collection("other", path=str(tmp_path / "s"), create=False)
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".minilm-qdrant.lock", "c"]
+    record("reads of a missing store or collection (Collection create=False, push)",
+           "CollectionNotFound; no directory created", 0, int(missing.exists()))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from faults import record
 
 from minilm_qdrant import Embedder
 from minilm_qdrant.backends import token_batches
@@ -128,3 +129,30 @@ def test_both_backends_report_the_same_tokens_truncation_and_padding(
     assert stats[0][2] == 2 * cut[1] + 2 * cut[3] + cut[4]
     unsorted = [min(n, limit) for n in lengths]
     assert stats[0][2] < 2 * max(unsorted[:2]) + 2 * max(unsorted[2:4]) + unsorted[4]
+
+
+@pytest.mark.parametrize("module", ["onnxruntime", "onnx"])
+def test_a_missing_onnx_extra_is_one_line_naming_it(
+        embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    from minilm_qdrant.backends import load_backend
+    from minilm_qdrant.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    monkeypatch.setenv("MINILM_QDRANT_CACHE", str(tmp_path / "cache"))  # nothing exported yet
+    extra = 'pip install "minilm-qdrant\\[onnx\\]"'
+    with pytest.raises(MissingDependency, match=f"needs {module}, which is not installed: {extra}"):
+        load_backend.__wrapped__("onnx-int8", embedder.spec, embedder.model_path, None)
+    assert not (tmp_path / "cache").exists()  # refused before any export work
+    (tmp_path / "d.jsonl").write_text('{"id": 1, "text": "hello"}\n')
+    result = subprocess.run(  # the CLI, as a user without the extra sees it
+        [sys.executable, "-c", f"import sys; sys.modules[{module!r}] = None; "
+         "from minilm_qdrant.cli import main; main()", "index", "d.jsonl", "--path", "s",
+         "--model", "all-MiniLM-L6-v2", "--backend", "onnx-int8"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "MINILM_QDRANT_CACHE": str(tmp_path / "c")})
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: the onnx-int8 backend needs {module}") or \
+        result.stderr.startswith(f"error: exporting the model to ONNX needs {module}")
+    assert 'pip install "minilm-qdrant[onnx]"' in result.stderr
+    record(f"--backend onnx-int8 without {module} installed", "exit 1, one line naming "
+           'pip install "minilm-qdrant[onnx]"', 0, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from faults import record
 
 from minilm_qdrant import InputError
 from minilm_qdrant.readers import ReadStats, read_documents
@@ -67,3 +68,21 @@ def test_csv_without_text_column(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         list(read_documents(tmp_path / "nope.jsonl"))
+
+
+def test_csv_is_parsed_strictly_and_names_the_line(tmp_path: Path) -> None:
+    c = tmp_path / "d.csv"
+    c.write_text('id,text\na,fine\nb,"never closed\nc,more\nd,again\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"d\.csv:3: bad CSV row: a quoted field opens here "
+                       r"and is never closed"):
+        list(read_documents(c))
+    stats = ReadStats()
+    assert [d.id for d in read_documents(c, skip_invalid=True, stats=stats)] == ["a"]
+    assert stats.skipped == 1  # the rest of the file is inside the quote: no row is made of it
+    c.write_text('id,text\na,fine\nb,"stray" quote\nc,ok\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"d\.csv:3: bad CSV row: ',' expected after '\"'"):
+        list(read_documents(c))
+    kept = [d.id for d in read_documents(c, skip_invalid=True)]
+    assert kept == ["a", "c"]
+    record("CSV: an unclosed quote (line 3), a stray quote (line 3)", "InputError naming "
+           "d.csv:3 for each; --skip-invalid skips the row", 2, len(kept))

@@ -71,3 +71,103 @@ def test_signal_stops_cleanly_and_a_rerun_finishes(tmp_path: Path, sig: int, cod
         assert sorted(int(d.id) for d in col.find()) == list(range(N))  # type: ignore[arg-type]
     record(f"{signal.Signals(sig).name} during index of {N}", f"exit {code}, one line; rerun "
            f"skipped the {stored} stored, finished", N, N)
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", *args],
+        cwd=tmp_path, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], then: float) -> None:
+    """Until ``path`` exists (the child is at work), then ``then`` seconds more."""
+    end = time.monotonic() + 240
+    while not path.exists() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    time.sleep(then)
+
+
+def _blocks(folder: Path) -> int:
+    """Bytes allocated to the files under ``folder`` (its WAL is sparse until written)."""
+    return sum(p.stat().st_blocks * 512 for p in folder.glob("*") if p.is_file())
+
+
+def test_sigint_during_push_closes_both_stores_and_a_rerun_completes_the_copy(
+        tmp_path: Path) -> None:
+    import numpy as np
+    from qdrant_client import QdrantClient
+
+    from minilm_qdrant import Embedder
+    from minilm_qdrant.documents import point_id
+    from minilm_qdrant.engines import CollectionOptions
+
+    n, rng = 3000, np.random.default_rng(3)  # qdrant-client's local mode takes ~10 s for these
+    with Collection("c", Embedder("all-MiniLM-L6-v2", backend="torch"), path=str(
+            tmp_path / "edge"), options=CollectionOptions(sparse=None)) as col:
+        for start in range(0, n, 1000):  # stored points as they are: push copies, never embeds
+            ids = list(range(start, start + 1000))
+            col.engine.upsert("c", [point_id(i) for i in ids], rng.random(
+                (1000, 384), dtype=np.float32), [{"text": f"doc {i}", "doc_id": i} for i in ids])
+    args = ("push", "--path", "edge", "--collection", "c", "--to-path", "target",
+            "--batch-size", "16")
+    proc = _cli(tmp_path, *args)
+    _wait_for(tmp_path / "target" / "collection" / "c" / "storage.sqlite", proc, 3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "points were copied to 'c' at target" in lines[0], err
+    assert "rerun the same command to finish the copy" in lines[0]
+    client = QdrantClient(path=str(tmp_path / "target"))  # its lock was released
+    copied = client.count("c").count
+    client.close()
+    with Collection("c", path=str(tmp_path / "edge"), create=False) as col:  # and this one
+        assert col.count() == n
+    assert 0 < copied < n
+    rerun = _cli(tmp_path, *args)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"Counts: source {n}, target {n}: match" in out
+    client = QdrantClient(path=str(tmp_path / "target"))
+    ids = {str(p.id) for p in client.scroll("c", limit=n + 10)[0]}
+    client.close()
+    assert ids == {point_id(i) for i in range(n)}
+    record(f"SIGINT during push of {n} points", f"exit 130, one line: {copied} copied, both "
+           "stores closed; rerun completed the copy, no duplicates", n, len(ids))
+
+
+def test_sigterm_during_eval_keeps_the_index_and_a_rerun_finishes_it(tmp_path: Path) -> None:
+    n = 2500
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps(
+        {"_id": f"d{i}", "title": f"Topic {i % 17}", "text": f"Document {i} on topic "
+         f"{i % 17}, with some words about subject {i % 29}. " * 3}) + "\n" for i in range(n)))
+    (data / "queries.jsonl").write_text("".join(json.dumps(
+        {"_id": f"q{t}", "text": f"topic {t}"}) + "\n" for t in range(17)))
+    (data / "qrels" / "test.tsv").write_text("".join(f"q{t}\td{t}\t1\n" for t in range(17)))
+    args = ("eval", "beir", "--path", "store", "--collection", "c", "--model",
+            "all-MiniLM-L6-v2", "--backend", "torch")
+    proc = _cli(tmp_path, *args)
+    wal, end = tmp_path / "store" / "c" / "shard" / "wal", time.monotonic() + 240
+    while _blocks(wal) < 400_000:  # the WAL grows as batches are written: one is in
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "rerun the same command to finish" in lines[0], err
+    with Collection("c", path=str(tmp_path / "store"), create=False) as col:  # lock released
+        stored = col.count()
+    assert 0 < stored < n and "corpus documents were indexed into 'c'" in lines[0], lines[0]
+    rerun = _cli(tmp_path, *args)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert "reused the existing index" not in out and "ndcg@10" in out, out
+    with Collection("c", path=str(tmp_path / "store"), create=False) as col:
+        assert col.count() == n
+        assert {d.id for d in col.find()} == {f"d{i}" for i in range(n)}
+    record(f"SIGTERM during eval of {n} documents (--path)", f"exit 143, one line; {stored} "
+           "indexed and kept; rerun skipped them, finished the index, scored", n, n)

@@ -20,6 +20,10 @@ class UnsupportedModel(MiniLMQdrantError):
     """A known model that the chosen backend cannot run (yet)."""
 
 
+class MissingDependency(MiniLMQdrantError):
+    """An optional extra (e.g. ``onnx``) that the chosen feature needs is not installed."""
+
+
 class CollectionMismatch(MiniLMQdrantError):
     """An existing collection was made for another model, size, distance or pooling."""
 
@@ -61,3 +65,11 @@ class IngestError(MiniLMQdrantError):
 
 class CollectionNotFound(MiniLMQdrantError):
     """A collection that must exist (to search it) does not."""
+
+
+class DiskFull(MiniLMQdrantError):
+    """Too little free space for an embedded store to write (or even open) safely."""
+
+
+class StoreCorrupt(MiniLMQdrantError):
+    """An embedded store's files cannot be read: names the file and the ways back."""

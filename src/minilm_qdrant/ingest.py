@@ -27,9 +27,17 @@ from minilm_qdrant.batching import (
     preview,
     problem,
 )
+from minilm_qdrant.diskspace import room_for
 from minilm_qdrant.documents import HASH_KEY, Document, point_id
 from minilm_qdrant.engines import Sparse
-from minilm_qdrant.errors import CollectionMismatch, IngestError, InputError, MiniLMQdrantError
+from minilm_qdrant.errors import (
+    CollectionMismatch,
+    IngestError,
+    InputError,
+    MiniLMQdrantError,
+    MissingDependency,
+    StoreCorrupt,
+)
 from minilm_qdrant.pipeline import StageError, staged
 
 if TYPE_CHECKING:
@@ -97,6 +105,9 @@ def ingest(
     With ``optimize`` (default) the engine then builds its search index (HNSW) where it
     does not do so on its own (the embedded store), so search is not a full scan.
     """
+    room = room_for(col.engine, col.name, col.embedder.dim)  # free space (embedded store)
+    if room:
+        room.check_documents(documents, col.count)  # a list: refused before any write
     report = UpsertReport()
     start = time.monotonic()
     seen: set[str] = set()
@@ -170,6 +181,8 @@ def ingest(
             if pairs and dense is not None:
                 ids = [d.point_id for d, _ in pairs]
                 payloads = [p for _, p in pairs]
+                if room:  # a stream: stop between batches while the store can still close
+                    room.check_batch(payloads, sparse)
                 with engine_lock:
                     col._call(functools.partial(
                         col.engine.upsert, col.name, ids, dense, payloads, sparse),
@@ -189,6 +202,8 @@ def ingest(
             exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
             if not isinstance(exc, MiniLMQdrantError):
                 raise exc from None  # type: ignore[misc]
+        if isinstance(exc, (StoreCorrupt, MissingDependency)):  # a rerun cannot help them:
+            raise exc from None  # their own message says what can
         failed = [label(d) for d in batch]
         if isinstance(exc, Refused):
             failed.append(label(exc.document))

@@ -124,16 +124,17 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
     with open(path, "rb") as f:
         try:
             text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
-            reader = csv.DictReader(text)
+            reader = csv.DictReader(text, strict=True)  # a stray quote is an error, not text
             if reader.fieldnames is None or "text" not in reader.fieldnames:
                 raise InputError(f"{path}: CSV needs a 'text' column, has {reader.fieldnames}")
             while True:
+                begins = reader.line_num + 1  # the row's first line (a quoted field may span)
                 try:
                     row: Any = next(reader)
                 except StopIteration:
                     break
-                except csv.Error as exc:  # e.g. a field over the csv module's size limit
-                    yield reader.line_num + 1, exc  # the failing line was not counted yet
+                except csv.Error as exc:  # a stray or unclosed quote, a field over the limit
+                    yield begins, exc
                     continue
                 yield reader.line_num, row
         except UnicodeDecodeError as exc:
@@ -142,6 +143,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _from_csv(row: dict[str | None, Any] | csv.Error) -> Document:
     if isinstance(row, csv.Error):
+        if "unexpected end of data" in str(row):
+            raise InputError("bad CSV row: a quoted field opens here and is never closed (the "
+                             "file ends inside it)")
         raise InputError(f"bad CSV row: {row}")
     if None in row:
         raise InputError("more fields than the header has")

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from minilm_qdrant.errors import UnsupportedModel
+from minilm_qdrant.errors import MissingDependency, UnsupportedModel
 from minilm_qdrant.models import ModelSpec
 
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
@@ -100,6 +100,8 @@ def load_backend(name: str, spec: ModelSpec, path: Path, device: str | None) -> 
     """
     if name not in BACKENDS:
         raise UnsupportedModel(f"Unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}.")
+    if spec.weights != "torch" or name in ("onnx", "onnx-int8"):
+        require_onnx("onnxruntime", what=f"the {name} backend")
     if spec.weights != "torch":
         from minilm_qdrant.backends.onnx import OnnxBackend
 
@@ -115,3 +117,20 @@ def load_backend(name: str, spec: ModelSpec, path: Path, device: str | None) -> 
 
     file = INT8_FILE if name == "onnx-int8" else FP32_FILE
     return OnnxBackend(spec, exported_dir(path, spec), file)
+
+
+ONNX_EXTRA = 'pip install "minilm-qdrant[onnx]"'
+
+
+def require_onnx(*modules: str, what: str) -> None:
+    """Fail in one line, naming the extra, where an ONNX module is not installed."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingDependency(
+                f"{what} needs {module}, which is not installed: {ONNX_EXTRA} "
+                "(or choose --backend torch)"
+            ) from None

@@ -92,11 +92,16 @@ class _Terminated(BaseException):
     """SIGTERM, turned into an exception so that stores close as for Ctrl-C."""
 
 
+RESUMES = ("the store is closed and consistent: rerun the same command to finish (what is "
+           "stored is skipped, not embedded again)")
+
+
 @contextmanager
-def clean_stop(done: Callable[[], str]) -> Iterator[None]:
+def clean_stop(done: Callable[[], str], then: Callable[[], str] = lambda: RESUMES
+               ) -> Iterator[None]:
     """On Ctrl-C (SIGINT) or SIGTERM: stop taking batches, let the stores close (lock released,
-    WAL flushed), say in one line what is stored and that a rerun finishes it, exit 130 / 143.
-    A second signal while stopping exits at once."""
+    WAL flushed), say in one line what is stored (``done()``) and how a rerun finishes it
+    (``then()``), exit 130 / 143. A second signal while stopping exits at once."""
 
     def terminate(signum: int, frame: object) -> None:
         raise _Terminated
@@ -108,9 +113,8 @@ def clean_stop(done: Callable[[], str]) -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         term = isinstance(exc, _Terminated)
-        typer.echo(f"stopped by {'SIGTERM' if term else 'Ctrl-C'}: {done()}; the store is closed "
-                   "and consistent: rerun the same command to finish (what is stored is skipped, "
-                   "not embedded again).", err=True)
+        typer.echo(f"stopped by {'SIGTERM' if term else 'Ctrl-C'}: {done()}; {then()}.",
+                   err=True)
         raise typer.Exit(143 if term else 130) from None
     finally:
         if signal.getsignal(signal.SIGTERM) is terminate:

@@ -25,6 +25,7 @@ from minilm_qdrant.cli.common import (
     progress_bar,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION
+from minilm_qdrant.diskspace import room_for
 from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.readers import ReadStats, count_lines, read_documents
@@ -75,6 +76,9 @@ def index(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options
         ) as col, \
                 progress_bar(total, "doc", "indexing") as bar:
+            room = room_for(col.engine, col.name, col.embedder.dim)
+            if room and total:  # the file's size says what it needs: refuse before writing
+                room.check_total(total, file.stat().st_size, col.count)
             report = col.upsert(docs, on_progress=progress, skip_unchanged=not force)
             points = col.count()
         typer.echo(

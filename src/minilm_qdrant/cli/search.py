@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from tqdm import tqdm
 
 from minilm_qdrant import eval as beir
 from minilm_qdrant.cli.common import (
@@ -23,6 +25,7 @@ from minilm_qdrant.cli.common import (
     UrlOpt,
     WhereOpt,
     app,
+    clean_stop,
     make_embedder,
     one_line_errors,
     open_collection,
@@ -112,15 +115,37 @@ def eval_(
         name = collection or "beir-" + "".join(
             c if c.isalnum() or c in "-_" else "_" for c in directory.resolve().name)
         embedder = Embedder(model, backend=backend)
-        with tempfile.TemporaryDirectory() as tmp, Collection(
+        done = {"doc": 0, "query": 0}
+        where = url or path
+
+        def stopped() -> str:
+            if not done["query"] and done["doc"] < len(data.doc_ids):
+                return (f"{done['doc']} more of the {len(data.doc_ids)} corpus documents were "
+                        f"indexed into {name!r}")
+            return f"the index is complete; {done['query']} of {len(data.queries)} queries ran"
+
+        def rerun() -> str:
+            if where is None:
+                return ("the temporary store is deleted, nothing is kept: give --path DIR to "
+                        "keep the index for a rerun")
+            return (f"the store at {where} is closed and consistent: rerun the same command to "
+                    "finish (the stored documents are skipped, not embedded again)")
+
+        def counted(kind: str, bar: tqdm[Any]) -> Callable[[int], None]:
+            def update(n: int) -> None:
+                done[kind] += n
+                bar.update(n)
+            return update
+
+        with clean_stop(stopped, rerun), tempfile.TemporaryDirectory() as tmp, Collection(
             name, embedder, path=None if url else (path or tmp), url=url, api_key=api_key,
             allow_insecure=allow_insecure,
         ) as col, \
                 progress_bar(len(data.doc_ids), "doc", "indexing") as index_bar, \
                 progress_bar(len(data.queries), "query", "querying") as query_bar:
             result = beir.evaluate(
-                col, data, k, index_bar.update, query_bar.update, mode=parse_mode(mode),
-                fusion=parse_fusion(fusion), prefetch=prefetch,
+                col, data, k, counted("doc", index_bar), counted("query", query_bar),
+                mode=parse_mode(mode), fusion=parse_fusion(fusion), prefetch=prefetch,
             )
         if result.truncated:
             typer.echo(f"warning: {result.truncated} documents were truncated to the model's "

@@ -15,7 +15,6 @@ Every call into ``qdrant_edge`` (pinned: its API moves between releases) lives i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from minilm_qdrant.diskspace import check_open
 from minilm_qdrant.engines import (
     CollectionInfo,
     CollectionOptions,
@@ -35,18 +35,26 @@ from minilm_qdrant.engines import (
 )
 from minilm_qdrant.engines.edge_files import (
     acquire,
+    engine_faults,
     exchange,
+    read_meta,
     release,
     write_json_atomic,
 )
-from minilm_qdrant.engines.edge_requests import to_edge_filter, to_edge_query, to_edge_sparse
+from minilm_qdrant.engines.edge_requests import (
+    to_edge_config,
+    to_edge_filter,
+    to_edge_query,
+    to_edge_sparse,
+)
 from minilm_qdrant.errors import CollectionNotFound, InputError, StoreInUse
 from minilm_qdrant.sparse import SPARSE_NAME
 
 META_FILE = "collection.json"
 SHARD_DIR = "shard"
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
-_DISTANCE = {"dot": qe.Distance.Dot, "cosine": qe.Distance.Cosine, "euclid": qe.Distance.Euclid}
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+MAX_NAME = 255
+"""Bytes in a directory name on common filesystems (ext4, xfs, btrfs, APFS, NTFS)."""
 _SCHEMA = {
     "keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
     "float": qe.PayloadSchemaType.Float, "bool": qe.PayloadSchemaType.Bool,
@@ -74,7 +82,18 @@ class EdgeEngine:
     def __repr__(self) -> str:
         return f"EdgeEngine({str(self.root)!r})"
 
+    @property
+    def disk_root(self) -> Path:
+        """Where the store writes (for free-space checks)."""
+        return self.root
+
     def _dir(self, name: str) -> Path:
+        if len(name.encode("utf-8")) > MAX_NAME:
+            raise InputError(
+                f"collection name is {len(name.encode('utf-8'))} bytes long; the embedded store "
+                f"keeps each collection in a directory, whose name is limited to {MAX_NAME} "
+                "bytes: choose a shorter name."
+            )
         if not _NAME.match(name) or name in (".", ".."):
             raise InputError(
                 f"collection name {name!r} cannot be a directory of the embedded store: use "
@@ -83,11 +102,7 @@ class EdgeEngine:
         return self.root / name
 
     def _meta(self, name: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads((self._dir(name) / META_FILE).read_text("utf-8"))
-        except FileNotFoundError:
-            return None
-        return data
+        return read_meta(self._dir(name) / META_FILE, ("size", "distance"))
 
     def _shard(self, name: str) -> qe.EdgeShard:
         shard = self._shards.get(name)
@@ -99,11 +114,13 @@ class EdgeEngine:
         if meta is None:
             raise InputError(f"collection {name!r} does not exist at {self.root}")
         where = self._dir(name) / SHARD_DIR
+        check_open(self.root)  # a shard opened on a full disk dies of SIGBUS, even to read
         try:
-            if (where / "edge_config.json").exists():
-                shard = qe.EdgeShard.load(str(where))
-            else:  # created, then interrupted before the shard was made
-                shard = qe.EdgeShard.create(str(where), _config(meta))
+            with engine_faults(where, "opening"):
+                if (where / "edge_config.json").exists():
+                    shard = qe.EdgeShard.load(str(where))
+                else:  # created, then interrupted before the shard was made
+                    shard = qe.EdgeShard.create(str(where), to_edge_config(meta))
         except Exception as exc:
             if "WouldBlock" in str(exc):
                 raise StoreInUse(
@@ -151,12 +168,17 @@ class EdgeEngine:
         else:
             points = [qe.Point(i, {"": v.tolist(), SPARSE_NAME: to_edge_sparse(s)}, p)
                       for i, v, s, p in zip(ids, rows, sparse, payloads, strict=True)]
-        self._shard(name).update(qe.UpdateOperation.upsert_points(points))
+        shard = self._shard(name)
+        with engine_faults(self._dir(name) / SHARD_DIR, "writing"):
+            shard.update(qe.UpdateOperation.upsert_points(points))
 
     def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
         query = to_edge_query(request, self.hnsw_ef)
+        shard = self._shard(name)
+        with engine_faults(self._dir(name) / SHARD_DIR, "searching"):
+            found = shard.query(query)
         return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=float(p.score))
-                for p in self._shard(name).query(query)]
+                for p in found]
 
     def add_sparse(self, name: str) -> None:
         meta = self._meta(name)
@@ -183,16 +205,20 @@ class EdgeEngine:
                           {**meta, "metadata": metadata, "sparse_vectors": has})
 
     def _sparse_names(self, name: str) -> list[str]:
-        config = json.loads((self._dir(name) / SHARD_DIR / "edge_config.json").read_text())
+        config = read_meta(self._dir(name) / SHARD_DIR / "edge_config.json", ()) or {}
         return list(config.get("sparse_vectors") or {})
 
     def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
-        records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
+        shard = self._shard(name)
+        with engine_faults(self._dir(name) / SHARD_DIR, "reading"):
+            records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
         return [StoredPoint(id=str(r.id), payload=r.payload or {}) for r in records]
 
     def count(self, name: str, query_filter: Any | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=to_edge_filter(query_filter))
-        return int(self._shard(name).count(request))
+        shard = self._shard(name)
+        with engine_faults(self._dir(name) / SHARD_DIR, "counting"):
+            return int(shard.count(request))
 
     def delete(self, name: str, ids: list[str]) -> None:
         self._shard(name).update(qe.UpdateOperation.delete_points(list(ids)))
@@ -241,9 +267,10 @@ class EdgeEngine:
         flt = to_edge_filter(query_filter)
         offset: Any = None
         while True:
-            records, offset = shard.scroll(qe.ScrollRequest(
-                offset=offset, limit=batch, filter=flt, with_payload=True,
-                with_vector=with_vectors))
+            with engine_faults(self._dir(name) / SHARD_DIR, "reading"):
+                records, offset = shard.scroll(qe.ScrollRequest(
+                    offset=offset, limit=batch, filter=flt, with_payload=True,
+                    with_vector=with_vectors))
             yield [StoredPoint.from_record(r, with_vectors) for r in records]
             if offset is None:
                 return
@@ -274,30 +301,3 @@ def _edge_version() -> str:
     from importlib.metadata import version
 
     return version("qdrant-edge-py")
-
-
-def _config(meta: dict[str, Any]) -> qe.EdgeConfig:
-    opts = meta.get("options", {})
-    hnsw = None
-    if any(opts.get(k) is not None for k in ("hnsw_m", "hnsw_ef_construct", "full_scan_threshold")):
-        hnsw = qe.HnswIndexConfig(
-            m=opts.get("hnsw_m") or 16, ef_construct=opts.get("hnsw_ef_construct") or 100,
-            full_scan_threshold=opts.get("full_scan_threshold") or 10_000,
-        )
-    quantization = None
-    if opts.get("quantization") == "int8":
-        quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True)
-    optimizers = None
-    if opts.get("full_scan_threshold") is not None:  # index as soon as a scan would be slower
-        optimizers = qe.EdgeOptimizersConfig(indexing_threshold=max(1, opts["full_scan_threshold"]))
-    sparse = {name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
-              for name in meta.get("sparse_vectors", [])}
-    return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(
-            size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
-            on_disk=opts.get("on_disk"),
-        ),
-        sparse_vectors=sparse or None,
-        on_disk_payload=opts.get("on_disk_payload"),
-        hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers,
-    )

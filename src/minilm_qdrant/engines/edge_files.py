@@ -1,4 +1,5 @@
-"""The embedded store on disk, apart from the engine: its lock, atomic JSON, store detection.
+"""The embedded store on disk, apart from the engine: its lock, atomic JSON, store detection,
+and damaged files named with the ways back.
 
 One process at a time holds a store directory (an flock on ``DIR/.minilm-qdrant.lock``; users
 inside one process are counted); metadata files are written so that a crash leaves the old
@@ -13,10 +14,12 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from minilm_qdrant.errors import StoreInUse
+from minilm_qdrant.errors import StoreCorrupt, StoreInUse
 
 LOCK_FILE = ".minilm-qdrant.lock"
 _locks: dict[str, tuple[int, int]] = {}  # realpath -> (fd, users in this process)
@@ -103,3 +106,52 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+WAYS_BACK = (
+    "restore the store from a copy, or index the documents again into a new one "
+    "(minilm-qdrant index FILE --path NEW_DIR); a collection pushed to a server is intact there "
+    "(--url)"
+)
+_ENGINE_FAULTS = ("Service runtime error", "Service internal error", "IO Error")
+"""How Qdrant Edge's messages begin when its files cannot be read (it raises bare Exception)."""
+
+
+def read_meta(path: Path, required: tuple[str, ...]) -> dict[str, Any] | None:
+    """A collection's JSON metadata file, or None when absent; a damaged one raises
+    `StoreCorrupt` naming the file and what is wrong with it."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreCorrupt(f"{path} cannot be read ({exc.strerror}): {WAYS_BACK}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StoreCorrupt(f"{path} is not UTF-8 (byte {exc.start}): {WAYS_BACK}") from None
+    except json.JSONDecodeError as exc:
+        raise StoreCorrupt(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} col "
+                           f"{exc.colno}): {WAYS_BACK}") from None
+    missing = [k for k in required if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise StoreCorrupt(f"{path} lacks {', '.join(missing)} (not a collection's metadata): "
+                           f"{WAYS_BACK}")
+    return dict(data)
+
+
+@contextmanager
+def engine_faults(shard: Path, doing: str) -> Iterator[None]:
+    """Turn Qdrant Edge's failure to read its own files into one `StoreCorrupt` line naming
+    the shard and the ways back (other failures pass through as they are)."""
+    try:
+        yield
+    except StoreCorrupt:
+        raise
+    except Exception as exc:
+        message = str(exc).strip()
+        if not message.startswith(_ENGINE_FAULTS):
+            raise
+        detail = message.splitlines()[0][:300]
+        raise StoreCorrupt(f"the embedded store's shard {shard} failed while {doing} ({detail}): "
+                           f"{WAYS_BACK}") from None

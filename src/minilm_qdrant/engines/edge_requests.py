@@ -1,5 +1,6 @@
 """Requests in the public types -> Qdrant Edge's: searches (prefetch + fusion, MMR), sparse
-vectors, and filters (``qdrant_client.models.Filter``).
+vectors, filters (``qdrant_client.models.Filter``), and a collection's settings (its shard's
+config).
 
 Every filter condition is translated or refused with `InputError`; none is dropped (a dropped
 condition would silently change what a search or a delete matches).
@@ -171,3 +172,34 @@ def _range(r: Any) -> Any:
                for v in (r.gte, r.gt, r.lte, r.lt)]
         return qe.RangeDateTime(gte=iso[0], gt=iso[1], lte=iso[2], lt=iso[3])
     return qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
+
+
+_DISTANCE = {"dot": qe.Distance.Dot, "cosine": qe.Distance.Cosine, "euclid": qe.Distance.Euclid}
+
+
+def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
+    """A shard's config from a collection's metadata (size, distance, options, sparse)."""
+    opts = meta.get("options", {})
+    hnsw = None
+    if any(opts.get(k) is not None for k in ("hnsw_m", "hnsw_ef_construct", "full_scan_threshold")):
+        hnsw = qe.HnswIndexConfig(
+            m=opts.get("hnsw_m") or 16, ef_construct=opts.get("hnsw_ef_construct") or 100,
+            full_scan_threshold=opts.get("full_scan_threshold") or 10_000,
+        )
+    quantization = None
+    if opts.get("quantization") == "int8":
+        quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True)
+    optimizers = None
+    if opts.get("full_scan_threshold") is not None:  # index as soon as a scan would be slower
+        optimizers = qe.EdgeOptimizersConfig(indexing_threshold=max(1, opts["full_scan_threshold"]))
+    sparse = {name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+              for name in meta.get("sparse_vectors", [])}
+    return qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(
+            size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
+            on_disk=opts.get("on_disk"),
+        ),
+        sparse_vectors=sparse or None,
+        on_disk_payload=opts.get("on_disk_payload"),
+        hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers,
+    )
