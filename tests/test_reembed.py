@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from faults import record
 
 from minilm_qdrant import Collection, Document, Embedder, InputError
 from minilm_qdrant.reembed import target_name
@@ -68,6 +69,9 @@ def test_an_interrupted_reembed_resumes(store: str, embedder: Embedder, other: E
         report = col.reembed(other)
         assert report.unchanged == seen[0] > 0 and report.written == 12 - seen[0]
         assert report.points == 12
+        record("Ctrl-C during a reembed of 12, after the first batch; rerun",
+               f"source untouched (12); rerun skipped the {seen[0]} re-embedded, wrote "
+               f"{report.written}", 12, report.points)
 
 
 def test_same_model_and_same_name_are_refused(store: str, embedder: Embedder) -> None:

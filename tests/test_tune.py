@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from faults import record
 
 from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder
 from minilm_qdrant.labelled import load_labelled
@@ -124,13 +125,16 @@ def test_jsonl_pairs_with_and_without_negatives(tmp_path: Path) -> None:
     bad.write_text('{"query": "q", "positive": "p"}\n{"query": "q2"}\n')
     with pytest.raises(Exception, match=r"bad.jsonl:2: expected an object with 'query' and"):
         tune(bad, tmp_path / "out2", model=MODEL, settings=FAST)
+    with pytest.raises(Exception, match="holds files that are not a tuned model"):
+        tune(pairs, tmp_path, model=MODEL, settings=FAST)  # never overwrite a user's folder
+    assert pairs.exists()
 
 
 def test_ctrl_c_keeps_the_last_checkpoint_and_a_rerun_resumes(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
     args = [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", "tune",
-            str(data), "--out", str(out), "--model", MODEL, "--epochs", "2", "--batch-size",
-            "4", "--dev-fraction", "0.25", "--checkpoint-seconds", "1", "--force"]
+            str(data), "--out", str(out), "--model", MODEL, "--epochs", "3", "--batch-size",
+            "4", "--dev-fraction", "0.25", "--checkpoint-seconds", "5", "--force"]
     proc = subprocess.Popen(args, env=ENV, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not list(out.glob(".checkpoints/*/checkpoint-*/trainer_state.json")) and \
@@ -140,9 +144,38 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_a_rerun_resumes(data: Path, tmp_pa
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "stopped by Ctrl-C: training checkpoints are kept" in err.splitlines()[-1]
+    assert "stopped by Ctrl-C: the last complete checkpoint is kept" in err.splitlines()[-1]
     assert not (out / "model.safetensors").exists()
     done = subprocess.run([*args, "--json"], env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["resumed"] is True
     assert (out / "model.safetensors").exists()
+    record("SIGINT during tune (after a complete checkpoint); rerun",
+           "exit 130, one line, checkpoint kept; the rerun resumed from it and wrote the model",
+           "resumed", "resumed")
+
+
+def test_reembed_into_the_tuned_model_then_search_without_model(tuned: Path, tmp_path: Path
+                                                                ) -> None:
+    store = str(tmp_path / "store")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", *args,
+             "--path", store], env=ENV, capture_output=True, text=True, timeout=600)
+
+    assert cli("index", str(PROGRAMME), "--model", MODEL).returncode == 0
+    done = cli("reembed", "--model", str(tuned))
+    assert done.returncode == 0, done.stderr
+    assert "Re-embedded 36 documents" in done.stdout and "still answers" in done.stdout
+    with Collection("documents", path=store) as old:  # the old collection, untouched
+        assert old.embedder.spec.name == MODEL and old.count() == 36
+    swapped = cli("reembed", "--model", str(tuned), "--swap")  # a rerun: all already there
+    assert swapped.returncode == 0, swapped.stderr
+    assert "(0 embedded, 36 already there)" in swapped.stdout and "Swapped" in swapped.stdout
+    hits = cli("search", "prompt injection attacks on LLM apps", "-k", "1", "--json")
+    assert hits.returncode == 0, hits.stderr
+    with Collection("documents", path=store) as new:
+        assert new.embedder.fingerprint == Embedder(str(tuned)).fingerprint
+        assert new.count() == 36
+    assert json.loads(hits.stdout)[0]["metadata"]["track"]

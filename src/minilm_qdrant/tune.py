@@ -84,6 +84,11 @@ def tune(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
+    foreign = [p.name for p in out.iterdir() if p.name not in (".checkpoints", ".staging")] \
+        if out.is_dir() and not (out / CARD_FILE).exists() else []
+    if foreign:  # never replace files that a tuning did not write
+        raise InputError(f"--out {out}: holds files that are not a tuned model ({foreign[0]}, "
+                         "...): choose a new or empty folder")
     base = Embedder(model, backend=backend)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -67,7 +67,8 @@ def tune(
         settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                             hard_negatives=not no_hard_negatives,
                             checkpoint_seconds=checkpoint_seconds)
-        with clean_stop(lambda: f"training checkpoints are kept under {out}/.checkpoints"), \
+        with clean_stop(lambda: f"the last complete checkpoint is kept under {out}/.checkpoints",
+                        lambda: "rerun the same command to resume from it"), \
                 progress_bar(None, "doc", "indexing") as bar:
             result = run_tune(
                 data, out, model=model, settings=settings, split=split,
