@@ -46,6 +46,9 @@ def tune(
     no_hard_negatives: Annotated[bool, typer.Option(
         "--no-hard-negatives", help="In-batch negatives only (no BM25 hard negative).")
     ] = False,
+    cached: Annotated[bool, typer.Option(
+        "--cached", help="CachedMultipleNegativesRankingLoss: large batches in bounded memory.")
+    ] = False,
     checkpoint_seconds: Annotated[float, typer.Option(
         min=0.0, help="Checkpoint at least this often (and each epoch): what Ctrl-C loses.")
     ] = 60.0,
@@ -65,7 +68,7 @@ def tune(
 
     with one_line_errors():
         settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                            hard_negatives=not no_hard_negatives,
+                            hard_negatives=not no_hard_negatives, cached=cached,
                             checkpoint_seconds=checkpoint_seconds)
         with clean_stop(lambda: f"the last complete checkpoint is kept under {out}/.checkpoints",
                         lambda: "rerun the same command to resume from it"), \
