@@ -43,7 +43,10 @@ def test_reembed_then_swap(location: str, embedder: Embedder, other: Embedder) -
             expected = other.embed_documents([doc.text])[0]
             assert np.allclose(stored[doc.point_id].vector, expected, atol=1e-5)
             assert stored[doc.point_id].sparse is not None  # BM25 kept
+        answers = [h.id for h in new.search("bread", k=3)]
         col.swap(report.target)
+        assert col.embedder.fingerprint == other.fingerprint  # this object follows the swap
+        assert [h.id for h in col.search("bread", k=3)] == answers
         swapped = Collection("docs", engine=col.engine)
         assert swapped.embedder.fingerprint == other.fingerprint  # no --model needed
         assert swapped.count() == 12

@@ -296,8 +296,8 @@ class Collection(Lifecycle):
         on_progress: Callable[[int], None] | None = None,
     ) -> ReembedReport:
         """Rebuild this collection with another model from its stored text, into a new
-        collection of the same store; ``swap`` then makes it answer under this name (reopen
-        the collection after). See `minilm_qdrant.reembed`."""
+        collection of the same store; ``swap`` then makes it answer under this name (and
+        this object then answers with the new model). See `minilm_qdrant.reembed`."""
         from minilm_qdrant.reembed import reembed
 
         embedder = model if isinstance(model, Embedder) else Embedder(model, backend=self.backend)
@@ -307,9 +307,11 @@ class Collection(Lifecycle):
     def swap(self, other: str) -> None:
         """Make collection ``other`` answer under this name (embedded store: the two exchange
         names, so the old points stay under ``other``; server: this name becomes an alias of
-        ``other``, the old collection deleted). Reopen the collection afterwards."""
+        ``other``, the old collection deleted). This object then uses ``other``'s model."""
         self._call(lambda: self.engine.swap(self.name, other),
                    f"swapping {self.name!r} and {other!r}")
+        self.sparse = None  # validated again, as on opening: never the old model's
+        self.embedder = self._open(None, CollectionOptions(), create=False)
 
     def add_sparse(
         self, settings: Bm25Settings | None = None,
