@@ -27,6 +27,14 @@ from minilm_qdrant.retry import RetryPolicy
 FAST = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05, deadline=10.0)
 """A small policy so retry tests stay fast."""
 
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: a shell starts background jobs
+    (``cmd &``, nohup) with SIGINT ignored, and Python keeps it so; a terminal's Ctrl-C is not."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # --- the table -------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults import record
+from faults import as_from_a_terminal, record
 
 from minilm_qdrant import Collection
 
@@ -26,7 +26,8 @@ def _index(tmp_path: Path, source: str) -> subprocess.Popen[str]:
         [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", "index",
          source, "--path", "store", "--collection", "c", "--model", "all-MiniLM-L6-v2",
          "--backend", "torch", "--batch-size", "16"],
-        cwd=tmp_path, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=tmp_path, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=as_from_a_terminal)
 
 
 def _line(i: int) -> str:
@@ -76,7 +77,8 @@ def test_signal_stops_cleanly_and_a_rerun_finishes(tmp_path: Path, sig: int, cod
 def _cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", *args],
-        cwd=tmp_path, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=tmp_path, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=as_from_a_terminal)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[str], then: float) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faults import record
+from faults import as_from_a_terminal, record
 
 from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder
 from minilm_qdrant.labelled import load_labelled
@@ -135,7 +135,8 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_a_rerun_resumes(data: Path, tmp_pa
     args = [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", "tune",
             str(data), "--out", str(out), "--model", MODEL, "--epochs", "3", "--batch-size",
             "4", "--dev-fraction", "0.25", "--checkpoint-seconds", "5", "--force"]
-    proc = subprocess.Popen(args, env=ENV, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, env=ENV, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=as_from_a_terminal)
     deadline = time.monotonic() + 300
     while not list(out.glob(".checkpoints/*/checkpoint-*/trainer_state.json")) and \
             time.monotonic() < deadline:  # a complete checkpoint (the next may be half-written)
