@@ -94,7 +94,8 @@ def tune(
     with tempfile.TemporaryDirectory() as tmp:
         labelled = load_labelled(data, split=split, dev_fraction=dev_fraction,
                                  dev_split=dev_split, seed=settings.seed, workdir=Path(tmp))
-        name = f"tune-{labelled.fingerprint}"
+        model_key = hashlib.sha256(json.dumps(base.fingerprint, sort_keys=True).encode())
+        name = f"tune-{labelled.fingerprint}-{model_key.hexdigest()[:8]}"  # data and base model
         with Collection(name, base, path=path or str(Path(tmp) / "base")) as col:
             log(f"indexing the corpus ({len(labelled.train.doc_ids)} documents) with {model}")
             beir.ensure_indexed(col, labelled.train, on_index)
