@@ -14,11 +14,11 @@ from minilm_qdrant.cli.common import (
     InsecureOpt,
     KeyOpt,
     PathOpt,
+    Progress,
     UrlOpt,
     app,
     clean_stop,
     one_line_errors,
-    progress_bar,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
 from minilm_qdrant.embedder import Embedder
@@ -52,25 +52,22 @@ def push(
         if (url is None) == (to_path is None):
             raise typer.BadParameter("give the target as --url URL or --to-path DIR")
         options = CollectionOptions(shard_number=shards, replication_factor=replicas)
-        copied = [0]
         target = f"{to_collection or collection!r} at {to_path or 'the server'}"
 
-        def progress(n: int) -> None:
-            copied[0] += n
-            bar.update(n)
+        bar = Progress(None, "point", "pushing")
 
         def stopped() -> str:
-            return f"{copied[0]} points were copied to {target}"
+            return f"{bar.done} points were copied to {target}"
 
         def rerun() -> str:
             return ("both stores are closed: rerun the same command to finish the copy (points "
                     "keep their ids, so none is duplicated)")
 
-        with clean_stop(stopped, rerun), progress_bar(None, "point", "pushing") as bar:
+        with clean_stop(stopped, rerun), bar:
             report = run_push(
                 path=path or DEFAULT_PATH, collection=collection, url=url, api_key=api_key,
                 to_path=to_path, to_collection=to_collection, options=options,
-                batch_size=batch_size, allow_insecure=allow_insecure, on_progress=progress,
+                batch_size=batch_size, allow_insecure=allow_insecure, on_progress=bar,
             )
         indexes = ", payload indexes: " + ", ".join(report.indexes) if report.indexes else ""
         typer.echo(

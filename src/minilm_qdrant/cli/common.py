@@ -193,8 +193,31 @@ def make_embedder(
     return Embedder(model or DEFAULT_MODEL, pooling=chosen, backend=backend, batch_size=batch_size)
 
 
-def progress_bar(total: int | None, unit: str, desc: str) -> tqdm[Any]:
-    return tqdm(total=total, unit=unit, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+class Progress:
+    """A progress bar on a terminal (quiet otherwise) that counts what it is told either way,
+    so that a clean stop can say how far the work got. Call it (or ``update``) with a count."""
+
+    def __init__(self, total: int | None, unit: str, desc: str) -> None:
+        self.done = 0
+        self._bar: tqdm[Any] = tqdm(total=total, unit=unit, desc=desc,
+                                    disable=not sys.stderr.isatty(), leave=False)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self._bar.update(n)
+
+    update = __call__
+
+    def set_total(self, total: int) -> None:
+        self._bar.total = total
+        self._bar.refresh()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
 
 
 def shorten(text: str, width: int = 100) -> str:

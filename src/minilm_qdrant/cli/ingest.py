@@ -14,6 +14,7 @@ from minilm_qdrant.cli.common import (
     KeyOpt,
     PathOpt,
     PoolingOpt,
+    Progress,
     UrlOpt,
     WhereOpt,
     app,
@@ -22,7 +23,6 @@ from minilm_qdrant.cli.common import (
     one_line_errors,
     open_collection,
     parse_where,
-    progress_bar,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION
 from minilm_qdrant.diskspace import room_for
@@ -63,23 +63,19 @@ def index(
         docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
         total = count_lines(file) if file.is_file() else None
         options = CollectionOptions(sparse=None) if dense_only else None
-        acked = [0]
-
-        def progress(n: int) -> None:
-            acked[0] += n
-            bar.update(n)
+        bar = Progress(total, "doc", "indexing")
 
         def stopped() -> str:
-            return f"{acked[0]} documents of {file} were processed and are stored"
+            return f"{bar.done} documents of {file} were processed and are stored"
 
         with clean_stop(stopped), open_collection(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options
         ) as col, \
-                progress_bar(total, "doc", "indexing") as bar:
+                bar:
             room = room_for(col.engine, col.name, col.embedder.dim)
             if room and total:  # the file's size says what it needs: refuse before writing
                 room.check_total(total, file.stat().st_size, col.count)
-            report = col.upsert(docs, on_progress=progress, skip_unchanged=not force)
+            report = col.upsert(docs, on_progress=bar, skip_unchanged=not force)
             points = col.count()
         typer.echo(
             f"Indexed {report.written} documents from {file} into {collection!r} "
@@ -131,7 +127,7 @@ def add_sparse(
 
     with one_line_errors(), \
             open_collection(collection, path, None, None, False, None, False) as col, \
-            progress_bar(None, "point", "encoding") as bar:
+            Progress(None, "point", "encoding") as bar:
         n = col.add_sparse(Bm25Settings(language=language), on_progress=bar.update)
         typer.echo(f"Added BM25 sparse vectors to {n} points of {collection!r} ({col.where}); "
                    "searches are now hybrid by default.")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from tqdm import tqdm
 
 from minilm_qdrant import eval as beir
 from minilm_qdrant.cli.common import (
@@ -22,6 +20,7 @@ from minilm_qdrant.cli.common import (
     PathOpt,
     PoolingOpt,
     PrefetchOpt,
+    Progress,
     UrlOpt,
     WhereOpt,
     app,
@@ -32,7 +31,6 @@ from minilm_qdrant.cli.common import (
     parse_fusion,
     parse_mode,
     parse_where,
-    progress_bar,
     shorten,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
@@ -115,14 +113,15 @@ def eval_(
         name = collection or "beir-" + "".join(
             c if c.isalnum() or c in "-_" else "_" for c in directory.resolve().name)
         embedder = Embedder(model, backend=backend)
-        done = {"doc": 0, "query": 0}
         where = url or path
+        indexed = Progress(len(data.doc_ids), "doc", "indexing")
+        queried = Progress(len(data.queries), "query", "querying")
 
         def stopped() -> str:
-            if not done["query"] and done["doc"] < len(data.doc_ids):
-                return (f"{done['doc']} more of the {len(data.doc_ids)} corpus documents were "
+            if not queried.done and indexed.done < len(data.doc_ids):
+                return (f"{indexed.done} more of the {len(data.doc_ids)} corpus documents were "
                         f"indexed into {name!r}")
-            return f"the index is complete; {done['query']} of {len(data.queries)} queries ran"
+            return f"the index is complete; {queried.done} of {len(data.queries)} queries ran"
 
         def rerun() -> str:
             if where is None:
@@ -131,20 +130,12 @@ def eval_(
             return (f"the store at {where} is closed and consistent: rerun the same command to "
                     "finish (the stored documents are skipped, not embedded again)")
 
-        def counted(kind: str, bar: tqdm[Any]) -> Callable[[int], None]:
-            def update(n: int) -> None:
-                done[kind] += n
-                bar.update(n)
-            return update
-
         with clean_stop(stopped, rerun), tempfile.TemporaryDirectory() as tmp, Collection(
             name, embedder, path=None if url else (path or tmp), url=url, api_key=api_key,
             allow_insecure=allow_insecure,
-        ) as col, \
-                progress_bar(len(data.doc_ids), "doc", "indexing") as index_bar, \
-                progress_bar(len(data.queries), "query", "querying") as query_bar:
+        ) as col, indexed, queried:
             result = beir.evaluate(
-                col, data, k, counted("doc", index_bar), counted("query", query_bar),
+                col, data, k, indexed, queried,
                 mode=parse_mode(mode), fusion=parse_fusion(fusion), prefetch=prefetch,
             )
         if result.truncated:

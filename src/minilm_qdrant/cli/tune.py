@@ -15,12 +15,12 @@ from minilm_qdrant.cli.common import (
     InsecureOpt,
     KeyOpt,
     PathOpt,
+    Progress,
     UrlOpt,
     app,
     clean_stop,
     one_line_errors,
     open_collection,
-    progress_bar,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION
 from minilm_qdrant.models import DEFAULT_MODEL
@@ -72,7 +72,7 @@ def tune(
                             checkpoint_seconds=checkpoint_seconds)
         with clean_stop(lambda: f"the last complete checkpoint is kept under {out}/.checkpoints",
                         lambda: "rerun the same command to resume from it"), \
-                progress_bar(None, "doc", "indexing") as bar:
+                Progress(None, "doc", "indexing") as bar:
             result = run_tune(
                 data, out, model=model, settings=settings, split=split,
                 dev_fraction=dev_fraction, dev_split=dev_split, path=path, backend=backend,
@@ -110,21 +110,18 @@ def reembed(
 
     with one_line_errors():
         embedder = Embedder(model, backend=backend)
-        done = [0]
-
-        def progress(n: int) -> None:
-            done[0] += n
-            bar.update(n)
+        bar = Progress(None, "doc", "re-embedding")
 
         def stopped() -> str:
-            return (f"{done[0]} documents re-embedded into the new collection; "
+            return (f"{bar.done} documents re-embedded into the new collection; "
                     f"{collection!r} is untouched")
 
         with clean_stop(stopped), open_collection(
             collection, path, url, api_key, allow_insecure, None, False, backend
-        ) as col, progress_bar(col.count(), "doc", "re-embedding") as bar:
+        ) as col, bar:
+            bar.set_total(col.count())
             report = col.reembed(embedder, to_collection=to_collection, swap=swap,
-                                 on_progress=progress)
+                                 on_progress=bar)
         typer.echo(f"Re-embedded {report.points} documents of {report.source!r} with "
                    f"{report.model} into {report.target!r} ({col.where}) in "
                    f"{report.seconds:.1f}s ({report.written} embedded, {report.unchanged} "
