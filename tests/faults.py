@@ -35,6 +35,29 @@ def as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def interrupt_when(proc: Any, sig: int, started: Callable[[], bool],
+                   unfinished: Callable[[], bool] = lambda: True, timeout: float = 300) -> None:
+    """Send ``sig`` to ``proc`` while its work is demonstrably in progress, whatever the
+    machine's speed: poll until ``started()`` (an observable sign of progress), freeze the
+    child (SIGSTOP), check ``unfinished()`` while it cannot move, then queue ``sig`` and let
+    it go on (SIGCONT): the signal lands at the point that was checked. No sleep decides it."""
+    import os
+    import signal
+
+    end = time.monotonic() + timeout
+    while not started():
+        if proc.poll() is not None:
+            raise AssertionError(f"the child ended before it started: {proc.communicate()}")
+        assert time.monotonic() < end, f"no sign of progress within {timeout}s"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        assert proc.poll() is None and unfinished(), "the child finished before the signal"
+        os.kill(proc.pid, sig)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+
+
 # --- the table -------------------------------------------------------------------------------
 
 

@@ -35,7 +35,10 @@ def test_search_json_uses_the_collections_model(indexed: Path) -> None:
                  cwd=indexed)
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)
-    assert len(hits) == 3 and set(hits[0]) == {"id", "score", "text", "metadata"}
+    assert len(hits) == 3 and set(hits[0]) == {"id", "score", "text", "metadata", "passage"}
+    for hit in hits:  # the passage that answered, by offsets into the stored text
+        passage = hit["passage"]
+        assert hit["text"][passage["start"]:passage["end"]] == passage["text"]
     assert "Prompt Injection" in hits[0]["metadata"]["title"]
     assert hits[0]["id"].startswith("s") and hits[0]["score"] >= hits[1]["score"]
 

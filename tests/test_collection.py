@@ -45,7 +45,9 @@ def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, s
         "normalize": True, "distance": "dot",
         "sparse": {"kind": "bm25", "language": "english", "k": 1.2, "b": 0.75, "avg_len": 256.0,
                    "tokenizer": "word"},
+        "windows": {"size": 254, "overlap": 64},  # the model's limit, less [CLS] and [SEP]
     }
+    assert info.windows and col.windowed
 
 
 def test_upsert_and_search(embedder: Embedder, location: str) -> None:
@@ -154,7 +156,10 @@ def test_options_pass_through_to_a_server(embedder: Embedder) -> None:
         on_disk=True, on_disk_payload=True, hnsw_m=32, quantization="int8", shard_number=6,
         replication_factor=2, write_consistency_factor=2))
     body = sent[0]
-    assert body["vectors"] == {"size": 384, "distance": "Dot", "on_disk": True}
+    assert body["vectors"] == {  # the pooled vector in HNSW, every window ranked by MaxSim
+        "": {"size": 384, "distance": "Dot", "on_disk": True},
+        "windows": {"size": 384, "distance": "Dot", "on_disk": True, "hnsw_config": {"m": 0},
+                    "multivector_config": {"comparator": "max_sim"}}}
     assert (body["shard_number"], body["replication_factor"], body["write_consistency_factor"],
             body["on_disk_payload"]) == (6, 2, 2, True)
     assert body["hnsw_config"] == {"m": 32}
@@ -163,11 +168,12 @@ def test_options_pass_through_to_a_server(embedder: Embedder) -> None:
 
 
 def test_batches_are_bounded_by_bytes(embedder: Embedder) -> None:
-    col = Collection("docs", embedder, max_batch_bytes=30_000)
-    sizes = [len(b) for b in col._batches(Document(f"text {i} " * 200, id=i) for i in range(10))]
+    col = Collection("docs", embedder, max_batch_bytes=100_000)  # 2 windows a document
+    batches = col.writer().items(Document(f"text {i} " * 200, id=i) for i in range(10))
+    sizes = [len(b) for b in batches]
     assert sum(sizes) == 10 and max(sizes) < 10
     with pytest.raises(InputError, match="request bound"):
-        list(col._batches([Document("x" * 100_000, id="huge")]))
+        list(col.writer().items([Document("x" * 100_000, id="huge")]))
 
 
 def test_bad_vectors_are_caught_before_sending(embedder: Embedder) -> None:
@@ -187,7 +193,10 @@ def test_ingest_counts_truncation_without_a_warning_per_batch(
     long = [Document("token " * 400, id=i) for i in range(5)]
     with caplog.at_level("WARNING", logger="minilm_qdrant"):
         report = Collection("docs", embedder, batch_size=2).upsert(long)
-    assert report.truncated == 5
+        assert (report.truncated, report.windowed, report.windows) == (0, 5, 10)  # every token
+        legacy = Collection("old", embedder, batch_size=2,  # one vector a text, as before windows
+                            options=CollectionOptions(windows=None)).upsert(long)
+    assert (legacy.truncated, legacy.windowed, legacy.windows) == (5, 0, 5)
     assert not [r for r in caplog.records if "truncated" in r.getMessage()]
 
 

@@ -160,7 +160,8 @@ def test_the_estimate_is_conservative_against_a_real_store(
         empty = _Disk(tmp_path / "s", 0).used()
         col.upsert(docs)
     used = _Disk(tmp_path / "s", 0).used() - empty
-    payload = sum(len(d.text) + 200 for d in docs)
+    windows = 4 * 384 * sum(1 + len(d.text) // ds.WINDOW_CHARS for d in docs)  # a vector each
+    payload = sum(len(d.text) + 200 for d in docs) + windows
     estimate = len(docs) * ds.point_bytes(384, 0) + ds.FACTOR * payload
     assert used < estimate < 4 * used  # conservative, not absurd
 

@@ -89,6 +89,23 @@ def test_load_beir_counts_unknown_qrels_without_failing(tmp_path: Path) -> None:
     assert titled.id == "d1" and titled.text.startswith("Insulin resistance Obesity")
 
 
+def test_an_empty_corpus_document_is_not_indexed_and_stays_judged(
+        tmp_path: Path, embedder: Embedder) -> None:
+    """As IRLeD 2017 publishes six empty judgments: the set is evaluated, not refused, and a
+    qrels line naming an empty document counts as a miss (no system can find it)."""
+    corpus = [*CORPUS, {"_id": "d6", "title": "", "text": "  "}]
+    root = write_beir(tmp_path, corpus="\n".join(json.dumps(o) for o in corpus) + "\n",
+                      qrels=QRELS + "q2\td6\t1\n")
+    data = beir.load_beir(root, "test")
+    assert data.doc_ids == {"d1", "d2", "d3", "d4", "d5"} and data.empty_docs == 1
+    assert data.qrels["q2"] == {"d2": 1, "d6": 1}
+    assert "corpus documents without text (not indexed; judged as unfindable)" in data.problems
+    with Collection("tiny", embedder) as col:
+        result = beir.evaluate(col, data)
+        assert col.count() == 5
+    assert result.scores["recall@10"] == pytest.approx((1 + 0.5 + 1) / 3)
+
+
 def test_eval_through_real_model_and_qdrant(tmp_path: Path, embedder: Embedder,
                                             store: str) -> None:
     data = beir.load_beir(write_beir(tmp_path / "beir"))
@@ -126,7 +143,7 @@ def test_cli_eval_json(tmp_path: Path) -> None:
     figures = json.loads(result.stdout)
     assert set(figures) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "queries",
                             "index_seconds", "query_ms_p50", "query_ms_p99", "model", "backend",
-                            "mode"}
+                            "mode", "windows", "windowed", "tokens"}
     assert figures["queries"] == 3 and figures["recall@100"] == 1.0
     assert figures["mode"] == "hybrid-dbsf"  # the default where the collection has BM25
     assert all(math.isfinite(v) for v in figures.values() if isinstance(v, float))

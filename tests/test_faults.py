@@ -81,7 +81,7 @@ def test_failed_batch_over_http_names_only_unwritten_ids(embedder: Embedder) -> 
 
 
 def test_requests_stay_within_the_byte_bound(embedder: Embedder) -> None:
-    bound = 30_000
+    bound = 150_000  # a document of 1,500 words is 7 windows: 7 vectors on the wire
     docs = [Document(("word " * (i * 97 % 1500)) + f"end {i}", id=i) for i in range(12)]
     faults = FaultInjector()
     col = faults.collection(embedder, batch_size=64, max_batch_bytes=bound)
@@ -100,8 +100,10 @@ def test_estimate_covers_the_real_request_size(embedder: Embedder) -> None:
     docs = [Document("é" * 3000, {"k": "v" * 50}, "a"), Document("tiny", id="b"),
             Document('quotes " and \\ backslashes \n' * 50, id="c")]
     col.upsert(docs)
+    assert col.windows is not None
     for doc, sent in zip(docs, faults.upserts, strict=True):
-        assert sent.size <= estimated_bytes(doc, embedder.dim, sparse=True)
+        windows = len(col.windows.cut([doc.text])[0])  # every window's vector is sent
+        assert sent.size <= estimated_bytes(doc, embedder.dim, sparse=True, windows=windows)
 
 
 def test_too_large_document_fails_before_sending(embedder: Embedder) -> None:

@@ -190,8 +190,9 @@ def test_client_engine_sends_sparse_vectors_and_engine_side_fusion(embedder: Emb
     c = faults.collection(embedder)
     c.upsert(DOCS[:2])
     batch = faults.upserts[0].body["batch"]
-    assert set(batch["vectors"]) == {"", "bm25"}
+    assert set(batch["vectors"]) == {"", "bm25", "windows"}  # all of a point's in one write
     assert len(batch["vectors"]["bm25"]) == len(batch["vectors"][""]) == 2
+    assert len(batch["vectors"]["windows"]) == 2
     expected = Bm25Encoder().encode_documents([DOCS[0].text])[0]
     sent = batch["vectors"]["bm25"][[p["doc_id"] for p in batch["payloads"]].index("cat")]
     assert sent["indices"] == list(expected.indices)
@@ -204,5 +205,12 @@ def test_client_engine_sends_sparse_vectors_and_engine_side_fusion(embedder: Emb
         pass
     query = next(s for s in faults.sent if s.path.endswith("/points/query"))
     assert query.body["query"] == {"fusion": "dbsf"} and query.body["limit"] == 3
-    assert [p.get("using") for p in query.body["prefetch"]] == [None, "bm25"]
-    assert all(p["filter"] == query.body["filter"] for p in query.body["prefetch"])
+    # dense: MaxSim over every window of the candidates of the pooled vector's HNSW and BM25
+    dense, sparse = query.body["prefetch"]
+    assert (dense["using"], sparse["using"]) == ("windows", "bm25")
+    pooled, lexical = dense["prefetch"]
+    assert (pooled.get("using"), lexical["using"]) == (None, "bm25")
+    assert pooled["limit"] == 3 * lexical["limit"] == 300
+    assert len(dense["query"]) == 1  # a short query is one window
+    stages = (dense, sparse, pooled, lexical)
+    assert all(p["filter"] == query.body["filter"] for p in stages)

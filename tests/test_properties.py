@@ -64,20 +64,26 @@ def test_batching_never_drops_or_repeats(
 ) -> None:
     col = _collection(embedder, batch_size, max_bytes)
     docs = [Document("é" * n, {"i": i}, i % 5 if repeat_ids else i) for i, n in enumerate(sizes)]
-    sendable = [d for d in docs if estimated_bytes(d, embedder.dim, sparse=True) <= max_bytes]
+    assert col.windows is not None
+    windows = {id(d): len(col.windows.cut([d.text])[0]) for d in docs}
+
+    def cost(d: Document) -> int:  # a windowed point carries every window's vector
+        return estimated_bytes(d, embedder.dim, sparse=True, windows=windows[id(d)])
+
+    sendable = [d for d in docs if cost(d) <= max_bytes]
     if len(sendable) < len(docs):
         first_bad = next(i for i, d in enumerate(docs) if d not in sendable)
         with pytest.raises(InputError, match="request bound"):
             batches = []
-            for b in col._batches(docs):
-                batches.append(b)
+            for b in col.writer().items(docs):
+                batches.append([d for d, _ in b])
         assert [d for b in batches for d in b] == docs[:first_bad]  # all before it, in order
         return
-    batches = list(col._batches(docs))
+    batches = [[d for d, _ in b] for b in col.writer().items(docs)]
     assert [d for b in batches for d in b] == docs  # nothing dropped, repeated or reordered
     for b in batches:
         assert 1 <= len(b) <= batch_size
-        sizes = [estimated_bytes(d, embedder.dim, sparse=True) for d in b]
+        sizes = [cost(d) for d in b]
         assert len(b) == 1 or sum(sizes) <= max_bytes
 
 

@@ -99,13 +99,15 @@ def problem(doc: object, dim: int, max_bytes: int, sparse: bool = False) -> str 
     if bad_metadata:
         return f"document {name(doc)}: {bad_metadata}; it was not sent"
     cost = estimated_bytes(doc, dim, sparse)
-    if cost > max_bytes:
-        return (
-            f"document {name(doc)} needs about {cost:,} bytes, over the {max_bytes:,}-byte "
-            "request bound; split it or raise max_batch_bytes (Qdrant refuses requests over "
-            "32 MiB). It was not sent."
-        )
-    return None
+    return too_large(doc, cost, max_bytes) if cost > max_bytes else None
+
+
+def too_large(doc: Document, cost: int, max_bytes: int) -> str:
+    return (
+        f"document {name(doc)} needs about {cost:,} bytes, over the {max_bytes:,}-byte "
+        "request bound; split it or raise max_batch_bytes (Qdrant refuses requests over "
+        "32 MiB). It was not sent."
+    )
 
 
 def metadata_problem(metadata: object) -> str | None:
@@ -139,13 +141,14 @@ def metadata_problem(metadata: object) -> str | None:
     return walk(metadata, "")
 
 
-def estimated_bytes(doc: Document, dim: int, sparse: bool = False) -> int:
-    """Estimated request bytes of a document's point (with its BM25 vector when ``sparse``)."""
+def estimated_bytes(doc: Document, dim: int, sparse: bool = False, windows: int = 0) -> int:
+    """Estimated request bytes of a document's point (with its BM25 vector when ``sparse``,
+    and its ``windows`` window vectors and their offsets)."""
     meta = json.dumps(doc.metadata, default=str, ensure_ascii=False)
     raw = len(doc.text.encode("utf-8", "surrogatepass")) * 2  # JSON escapes can double it
     # BM25 has at most one term per distinct word (stopwords and stems only merge them)
     terms = len(set(_WORD.findall(doc.text))) if sparse else 0
-    return point_bytes(raw + len(meta), dim, terms)
+    return point_bytes(raw + len(meta), dim, terms) + windows * (dim * _BYTES_PER_FLOAT + 24)
 
 
 def check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:

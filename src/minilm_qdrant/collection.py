@@ -9,7 +9,8 @@ Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,13 +30,15 @@ from minilm_qdrant.engines import (
     Mode,
     SearchRequest,
     Sparse,
+    StoredPoint,
 )
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
-from minilm_qdrant.ingest import UpsertReport, batches, ingest
+from minilm_qdrant.ingest import UpsertReport, WritePath
 from minilm_qdrant.lifecycle import Lifecycle
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
+from minilm_qdrant.windows import SPANS_KEY, Windows, WindowSettings, best_window, passage
 
 if TYPE_CHECKING:
     from minilm_qdrant.reembed import ReembedReport
@@ -102,6 +105,9 @@ class Collection(Lifecycle):
         self.sparse: Bm25Encoder | None = None
         """The BM25 encoder of a collection with sparse vectors (settings from its
         fingerprint), else None."""
+        self.windows: Windows | None = None
+        """How texts are cut into windows (settings from the fingerprint); None for a
+        collection of one vector a text (made before windows: texts truncated)."""
         try:
             self.embedder = self._open(embedder, options or CollectionOptions(), create)
         except BaseException:
@@ -145,6 +151,9 @@ class Collection(Lifecycle):
             if options.sparse is not None:
                 self.sparse = Bm25Encoder(options.sparse)  # bad settings fail before creating
                 fingerprint["sparse"] = options.sparse.as_dict()
+            if options.windows is not None:  # the model's files are found before creating
+                self.windows = embedder.windows(options.windows)
+                fingerprint["windows"] = self.windows.settings.as_dict()
             self._call(
                 lambda: self.engine.create(
                     self.name, spec.dim, spec.distance, {FINGERPRINT_KEY: fingerprint}, options,
@@ -159,8 +168,13 @@ class Collection(Lifecycle):
                 f"no fingerprint; size={info.size}, distance={info.distance}), so its model is "
                 "unknown; use another --collection name."
             )
-        sparse = stored.get("sparse")
-        stored = {k: v for k, v in stored.items() if k != "sparse"}
+        sparse, windows = stored.get("sparse"), stored.get("windows")
+        stored = {k: v for k, v in stored.items() if k not in ("sparse", "windows")}
+        if (windows is not None) != info.windows:
+            raise CollectionMismatch(
+                f"Collection {self.name!r} at {self.where} records windows {windows} but "
+                f"{'has' if info.windows else 'has no'} window vectors: re-index it."
+            )
         if sparse is not None:
             if not info.sparse:
                 raise CollectionMismatch(
@@ -182,7 +196,20 @@ class Collection(Lifecycle):
                 f"{_describe(mine)}. Models are never mixed in one collection: search with the "
                 "collection's own model (omit --model) or use another collection."
             )
+        if windows is not None:
+            self.windows = embedder.windows(WindowSettings.from_dict(windows))
         return embedder
+
+    @property
+    def windowed(self) -> bool:
+        """Whether every window of a long text reaches a vector (else texts are truncated:
+        a collection made before windows; ``reembed`` moves it)."""
+        return self.windows is not None
+
+    def writer(self) -> WritePath:
+        """The write path of this collection, given everything it needs."""
+        return WritePath(self.engine, self.name, self.embedder, self.sparse, self.windows,
+                         self.batch_size, self.max_batch_bytes, self.retry_policy)
 
     def upsert(
         self,
@@ -204,9 +231,9 @@ class Collection(Lifecycle):
         Raises `IngestError` (carrying the report) when a batch fails for good. Rerunning the
         same ingest completes it without duplicates, as point ids are deterministic.
         """
-        return ingest(self, documents, on_progress=on_progress, optimize=optimize,
-                      vectors=vectors, embedded_text=embedded_text,
-                      skip_unchanged=skip_unchanged)
+        return self.writer().write(documents, on_progress=on_progress, optimize=optimize,
+                                   vectors=vectors, embedded_text=embedded_text,
+                                   skip_unchanged=skip_unchanged)
 
     def optimize(self) -> None:
         """Build the HNSW index after a bulk ingest (a no-op where the engine does it itself)."""
@@ -220,10 +247,6 @@ class Collection(Lifecycle):
         field = f"metadata.{key}"
         self._call(lambda: self.engine.create_payload_index(self.name, field, kind),
                    f"indexing {field} of {self.name!r}")
-
-    def _batches(self, documents: Iterable[Document]) -> Iterator[list[Document]]:
-        return batches(documents, self.embedder.dim, self.batch_size, self.max_batch_bytes,
-                       self.sparse is not None)
 
     @property
     def default_mode(self) -> Mode:
@@ -246,34 +269,70 @@ class Collection(Lifecycle):
         if not isinstance(query, str) or not query.strip():
             raise InputError("the search query is empty")
         mode = self.resolve_mode(mode)
-        dense = self.embedder.embed_query(query) if mode != "sparse" or diversity else None
+        dense = windows = None
+        if mode != "sparse" or diversity:
+            if self.windows is not None:  # a long query is cut like the documents
+                windows = self.embedder.embed_query_windows(query, self.windows)
+                dense = self.embedder.pooled(windows)
+            else:
+                dense = self.embedder.embed_query(query)
         sparse = self.sparse.encode_query(query) if self.sparse and mode != "dense" else None
         return self.search_vector(
             dense, k, sparse=sparse, mode=mode, query_filter=query_filter, fusion=fusion,
             prefetch=prefetch, diversity=diversity, exact=exact, hnsw_ef=hnsw_ef,
+            windows=windows,
         )
 
     def search_vector(
         self, vector: np.ndarray | None, k: int = 10, *, sparse: Sparse | None = None,
         mode: Mode | None = None, query_filter: models.Filter | None = None,
         fusion: Fusion = "dbsf", prefetch: int = 100, diversity: float = 0.0,
-        exact: bool = False, hnsw_ef: int | None = None,
+        exact: bool = False, hnsw_ef: int | None = None, windows: np.ndarray | None = None,
+        passages: int | None = None,
     ) -> list[Hit]:
-        """Search with already encoded query vectors (dense and/or BM25 sparse).
+        """Search with already encoded query vectors (dense and/or BM25 sparse; ``windows``:
+        the query's window vectors, default the one dense vector).
 
-        ``mode`` defaults to what is given: both -> hybrid, one -> that one.
+        ``mode`` defaults to what is given: both -> hybrid, one -> that one. Each hit carries
+        the passage that answered (the best window: by the dense query where there is one,
+        else by BM25); with ``passages``, only the first that many hits do (their window
+        vectors are read in a second request; reading every hit's costs ~0.5 ms a long hit).
         """
         if mode is None:
             mode = "dense" if sparse is None else "sparse" if vector is None else "hybrid"
+        if self.windows is not None and vector is not None and windows is None:
+            windows = np.asarray(vector, dtype=np.float32)[None, :]
         request = SearchRequest(
             k=k, mode=self.resolve_mode(mode), dense=vector, sparse=sparse, fusion=fusion,
             prefetch=prefetch, diversity=diversity, query_filter=query_filter, exact=exact,
-            hnsw_ef=hnsw_ef,
+            hnsw_ef=hnsw_ef, windows=windows if self.windows is not None else None,
+            with_windows=self.windows is not None and vector is not None and passages is None,
         )
         _check(request)
         points = self._call(lambda: self.engine.search(self.name, request),
                             f"searching {self.name!r}")
-        return [Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points]
+        if passages is None:
+            return [self._hit(p, windows, sparse) for p in points]
+        first = points[:passages]
+        if request.windows is not None:  # the window vectors of the long ones among them
+            long = [p.id for p in first if len(p.payload.get(SPANS_KEY) or ()) > 1]
+            read = {p.id: p.windows for p in self._call(
+                lambda: self.engine.retrieve(self.name, long, windows=True),
+                f"reading {self.name!r}")} if long else {}
+            first = [replace(p, windows=read.get(p.id)) for p in first]
+        return [self._hit(p, windows, sparse) for p in first] + [
+            Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points[passages:]]
+
+    def _hit(self, point: StoredPoint, query: np.ndarray | None, sparse: Sparse | None) -> Hit:
+        hit = Hit.from_point(point.id, float(point.score or 0.0), point.payload)
+        spans = point.payload.get(SPANS_KEY)
+        best = 0
+        if spans and len(spans) > 1:
+            if query is not None and point.windows is not None:
+                best = best_window(query, point.windows)
+            elif sparse is not None and self.sparse is not None:
+                best = _by_terms(self.sparse, sparse, [hit.text[a:b] for a, b in spans])
+        return replace(hit, passage=passage(hit.text, spans, best))
 
     def resolve_mode(self, mode: Mode | None) -> Mode:
         """``mode``, or the default; a mode this collection cannot run raises `InputError`."""
@@ -338,6 +397,8 @@ class Collection(Lifecycle):
             if on_progress:
                 on_progress(len(ids))
         fingerprint = {**self.embedder.fingerprint, "sparse": encoder.settings.as_dict()}
+        if self.windows is not None:  # what else the fingerprint records stays
+            fingerprint["windows"] = self.windows.settings.as_dict()
         self._call(lambda: self.engine.set_metadata(self.name, {FINGERPRINT_KEY: fingerprint}),
                    f"updating the fingerprint of {self.name!r}")
         self.sparse = encoder
@@ -353,6 +414,14 @@ def _check(r: SearchRequest) -> None:
         raise InputError(f"prefetch must be >= 1, got {r.prefetch}")
     if not 0.0 <= r.diversity <= 1.0:
         raise InputError(f"diversity must be between 0 and 1, got {r.diversity}")
+
+
+def _by_terms(encoder: Bm25Encoder, query: Sparse, texts: list[str]) -> int:
+    """The text sharing the most BM25 weight with the query (the passage of a sparse hit)."""
+    wanted = dict(zip(query.indices, query.values, strict=True))
+    scores = [sum(wanted.get(i, 0.0) * v for i, v in zip(s.indices, s.values, strict=True))
+              for s in encoder.encode_documents(texts)]
+    return int(np.argmax(scores))
 
 
 def _redact(url: str) -> str:

@@ -43,6 +43,10 @@ def free_bytes(path: str | Path) -> int:
     return shutil.disk_usage(where).free
 
 
+WINDOW_CHARS = 800
+"""Characters a window holds at least (254 word pieces of English are ~1,100), for estimates."""
+
+
 def point_bytes(dim: int, payload: int, sparse_terms: int = 0) -> int:
     """Estimated bytes on disk of one point (see the calibration above)."""
     return FACTOR * (4 * dim + payload + 8 * sparse_terms) + PER_POINT
@@ -93,18 +97,24 @@ class Room:
         left = max(0, count - stored())
         self.check(need * left // count, f"{left:,} documents")
 
-    def check_documents(self, documents: Iterable[Any], stored: Callable[[], int]) -> None:
+    def check_documents(self, documents: Iterable[Any], stored: Callable[[], int],
+                        windowed: bool = False) -> None:
         """Before an ingest whose documents are all known (a list): their estimated size."""
         if not isinstance(documents, Sequence):
             return  # a stream: `check_batch` runs before each write instead
-        text = sum(len(getattr(d, "text", "") or "") + payload_bytes(
-            getattr(d, "metadata", None) or {}) for d in documents)
-        self.check_total(len(documents), text + 200 * len(documents), stored)
+        chars = [len(getattr(d, "text", "") or "") for d in documents]
+        text = sum(chars) + sum(payload_bytes(getattr(d, "metadata", None) or {})
+                                for d in documents)
+        windows = sum(1 + n // WINDOW_CHARS for n in chars) if windowed else 0
+        self.check_total(len(documents), text + 200 * len(documents) + 4 * self.dim * windows,
+                         stored)
 
-    def check_batch(self, payloads: list[dict[str, Any]], sparse: list[Any] | None) -> None:
+    def check_batch(self, payloads: list[dict[str, Any]], sparse: list[Any] | None,
+                    windows: int = 0) -> None:
         """Before one batch's write: room for twice its estimate, and the margin after it."""
         terms = sum(len(s.indices) for s in sparse) if sparse else 0
         need = sum(point_bytes(self.dim, payload_bytes(p)) for p in payloads) + 8 * FACTOR * terms
+        need += FACTOR * 4 * self.dim * windows
         self.check(2 * need, f"the next batch ({len(payloads)} documents)")
 
 

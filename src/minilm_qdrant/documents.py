@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from minilm_qdrant.windows import Passage
 
 TEXT_KEY, ID_KEY, METADATA_KEY, EXTRA_KEY = "text", "doc_id", "metadata", "extra"
 """The payload layout of every point: the text, the caller's id, the metadata object, and
@@ -58,13 +61,15 @@ def point_id(doc_id: str | int) -> str:
 class Hit:
     """One search result; higher ``score`` = closer. Dense: the raw similarity; sparse: the
     BM25 score; hybrid: the fused score (DBSF: sum of per-side normalised scores, mostly 0-2; RRF:
-    sum of 1 / (k + rank))."""
+    sum of 1 / (k + rank)). ``text`` is the whole stored text, ``passage`` the window of it
+    that answered (the whole text where it is one window)."""
 
     id: str | int
     score: float
     text: str
     metadata: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    passage: Passage | None = field(default=None, repr=False)
 
     @classmethod
     def from_point(cls, pid: str, score: float, payload: dict[str, Any]) -> Hit:
@@ -74,4 +79,7 @@ class Hit:
                    payload.get(METADATA_KEY) or {}, payload.get(EXTRA_KEY) or {})
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
+        found = {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
+        if self.passage is not None:
+            found["passage"] = self.passage.as_dict()
+        return found

@@ -17,6 +17,7 @@ import numpy as np
 from minilm_qdrant.backends import Backend, Encoded, choose, load_backend
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.models import DEFAULT_MODEL, ModelSpec, Pooling, locate, resolve
+from minilm_qdrant.windows import Windows, WindowSettings, pool
 
 logger = logging.getLogger("minilm_qdrant")
 
@@ -61,6 +62,7 @@ class Embedder:
         """How many texts the last call truncated to the model's token limit."""
         self._backend: Backend | None = None
         self._query_backend: Backend | None = None
+        self._tokenizer: Any = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -100,6 +102,57 @@ class Embedder:
                 )
                 logger.info("loaded %s from %s", self.spec.name, self.model_path)
             return self._backend
+
+    @property
+    def window_limit(self) -> int:
+        """Word pieces of text one window may hold: the model's limit less its special tokens
+        ([CLS], [SEP]) and the document prompt."""
+        prompt = len(self.tokenizer().encode(self.spec.document_prompt,
+                                             add_special_tokens=False).ids)
+        return self.spec.max_tokens - 2 - prompt
+
+    def tokenizer(self) -> Any:
+        """The model's own tokenizer (``tokenizers.Tokenizer``, no truncation), for cutting
+        windows; loaded once, without the weights."""
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            file = self.model_path / "tokenizer.json"
+            if file.exists():
+                tokenizer = Tokenizer.from_file(str(file))
+            else:  # a folder with the slow tokenizer's files only
+                from transformers import AutoTokenizer
+
+                slow = AutoTokenizer.from_pretrained(str(self.model_path), use_fast=True)
+                tokenizer = Tokenizer.from_str(slow.backend_tokenizer.to_str())
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def windows(self, settings: WindowSettings) -> Windows:
+        """A cutter of texts into this model's windows (``settings.size`` None: the limit)."""
+        return Windows(self.tokenizer(), settings.resolved(self.window_limit))
+
+    def embed_query_windows(self, text: str, windows: Windows) -> np.ndarray:
+        """A (w, dim) array: a query cut like the documents (a short query is one row, at the
+        cost of `embed_query`; a document used as a query gets one row per window)."""
+        spans = windows.cut([_check_text(text, 0)])[0]
+        if len(spans) == 1:
+            return self.embed_query(text)[None, :]
+        return self.embed_queries([text[a:b] for a, b in spans])
+
+    def embed_queries_windows(self, texts: Sequence[str], windows: Windows) -> list[np.ndarray]:
+        """`embed_query_windows` for many queries, their windows embedded in batches."""
+        cuts = windows.cut([_check_text(t, i) for i, t in enumerate(texts)])
+        flat = self.embed_queries([t[a:b] for t, cut in zip(texts, cuts, strict=True)
+                                   for a, b in cut])
+        ends = np.cumsum([len(c) for c in cuts])
+        return np.split(flat, ends[:-1])
+
+    def pooled(self, rows: np.ndarray) -> np.ndarray:
+        """One vector standing for windows ``rows`` (their normalised mean)."""
+        return pool(rows, self.spec.normalize)
 
     def embed_documents(self, texts: Sequence[str], *, warn: bool = True) -> np.ndarray:
         """An (n, dim) float32 array, one row per text, with the model's document prompt."""

@@ -10,6 +10,7 @@ measures through ``ir-measures`` (no hand-written formulas).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -52,10 +53,13 @@ class BeirDataset:
     """Qrels lines naming a document that corpus.jsonl lacks (dropped)."""
     unjudged_queries: int = 0
     """Queries whose qrels name no relevant document (not evaluated)."""
+    empty_docs: int = 0
+    """Corpus documents without text: not indexed; a qrels line naming one stays judged (no
+    system can find it), as the set publishes it."""
 
     def documents(self) -> Iterator[Document]:
         """The corpus as `Document`s (``title text``, id ``_id``), streamed in file order."""
-        for doc, _ in _read_with_ids(self.corpus_path):
+        for doc, _ in _read_with_ids(self.corpus_path, skip_empty=True):
             yield doc
 
     @property
@@ -66,6 +70,8 @@ class BeirDataset:
             "qrels lines naming unknown documents (dropped)": self.unknown_doc_qrels,
             "queries without a relevant document (not evaluated)": self.unjudged_queries,
             "duplicate corpus ids (last kept)": self.duplicate_docs,
+            "corpus documents without text (not indexed; judged as unfindable)":
+                self.empty_docs,
         }
         return {label: n for label, n in found.items() if n}
 
@@ -87,17 +93,20 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
                          "(choose one with --split)")
     doc_ids: set[str] = set()
     duplicates = 0
-    for _, doc_id in _read_with_ids(corpus_path):
+    stats = ReadStats()
+    for _, doc_id in _read_with_ids(corpus_path, skip_empty=True, stats=stats):
         duplicates += doc_id in doc_ids
         doc_ids.add(doc_id)
     if not doc_ids:
         raise InputError(f"{corpus_path}: the corpus is empty")
+    empty = {str(i) for i in stats.empty} - doc_ids
     all_queries = {qid: doc.text for doc, qid in _read_with_ids(queries_path)}
-    data = BeirDataset(root, split, corpus_path, doc_ids, {}, {}, duplicate_docs=duplicates)
+    data = BeirDataset(root, split, corpus_path, doc_ids, {}, {}, duplicate_docs=duplicates,
+                       empty_docs=len(empty))
     for qid, did, score in _read_qrels(qrels_path):
         if qid not in all_queries:
             data.unknown_query_qrels += 1
-        elif did not in doc_ids:
+        elif did not in doc_ids and did not in empty:
             data.unknown_doc_qrels += 1
         else:
             data.qrels.setdefault(qid, {})[did] = score
@@ -110,9 +119,10 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
     return data
 
 
-def _read_with_ids(path: Path) -> Iterator[tuple[Document, str]]:
-    stats = ReadStats()
-    for doc in read_documents(path, stats=stats):
+def _read_with_ids(path: Path, skip_empty: bool = False, stats: ReadStats | None = None
+                   ) -> Iterator[tuple[Document, str]]:
+    stats = stats if stats is not None else ReadStats()
+    for doc in read_documents(path, stats=stats, skip_empty=skip_empty):
         if doc.id is None:
             raise InputError(f"{path}:{stats.lines}: missing '_id' field")
         yield doc, str(doc.id)
@@ -166,11 +176,17 @@ class EvalResult:
     reused_index: bool = False
     truncated: int = 0
     """Documents truncated to the model's token limit while indexing."""
+    windows: int = 0
+    """Windows embedded while indexing; ``windowed``: documents cut into more than one."""
+    windowed: int = 0
+    tokens: int = 0
+    """Word pieces embedded while indexing."""
 
     def as_dict(self) -> dict[str, Any]:
         p50, p99 = np.percentile(self.query_ms, [50, 99]) if self.query_ms else (math.nan,) * 2
         return {
             **{name: round(v, 4) for name, v in self.scores.items()},
+            "windows": self.windows, "windowed": self.windowed, "tokens": self.tokens,
             "queries": self.queries, "index_seconds": round(self.index_seconds, 2),
             "query_ms_p50": round(float(p50), 2), "query_ms_p99": round(float(p99), 2),
             "model": self.model, "backend": self.backend, "mode": self.mode,
@@ -198,9 +214,11 @@ def run_queries(
     collection: Collection, queries: dict[str, str], depth: int = DEPTH,
     on_progress: Callable[[int], None] | None = None, *, mode: Mode | None = None,
     fusion: Fusion = "dbsf", prefetch: int = DEPTH,
+    passages: dict[str, dict[str, tuple[int, int]]] | None = None,
 ) -> tuple[Run, list[float]]:
     """Search every query (embedded in batches); the run and each search's milliseconds
-    (the engine's search alone: query encoding is outside the timer)."""
+    (the engine's search alone: query encoding is outside the timer). ``passages`` collects
+    the offsets of the passage each top-10 hit returned."""
     run: Run = {}
     millis: list[float] = []
     ids = list(queries)
@@ -208,15 +226,26 @@ def run_queries(
     bm25 = collection.sparse if mode != "dense" else None
     for start in range(0, len(ids), QUERY_CHUNK):
         chunk = ids[start:start + QUERY_CHUNK]
-        vectors: Any = [None] * len(chunk) if mode == "sparse" else \
-            collection.embedder.embed_queries([queries[q] for q in chunk])
-        for qid, vector in zip(chunk, vectors, strict=True):
+        texts = [queries[q] for q in chunk]
+        rows: list[Any] = [None] * len(chunk)
+        if mode == "sparse":
+            vectors: Any = rows
+        elif collection.windows is not None:  # long queries cut like the documents
+            rows = collection.embedder.embed_queries_windows(texts, collection.windows)
+            vectors = [collection.embedder.pooled(r) for r in rows]
+        else:
+            vectors = collection.embedder.embed_queries(texts)
+        for qid, vector, windows in zip(chunk, vectors, rows, strict=True):
             sparse = bm25.encode_query(queries[qid]) if bm25 else None
             began = time.perf_counter()
             hits = collection.search_vector(
-                vector, depth, sparse=sparse, mode=mode, fusion=fusion, prefetch=prefetch)
+                vector, depth, sparse=sparse, mode=mode, fusion=fusion, prefetch=prefetch,
+                windows=windows, passages=10 if passages is not None else 0)
             millis.append((time.perf_counter() - began) * 1000)
             run[qid] = {str(hit.id): hit.score for hit in hits}
+            if passages is not None:
+                passages[qid] = {str(h.id): (h.passage.start, h.passage.end)
+                                 for h in hits[:10] if h.passage is not None}
             if on_progress:
                 on_progress(1)
     return run, millis
@@ -235,16 +264,59 @@ def evaluate(
     mode = collection.resolve_mode(mode)  # a mode the collection cannot run fails before indexing
     collection.embedder.load()  # weights load outside the timed index and queries
     report = ensure_indexed(collection, data, on_index)
+    spans = load_spans(data)
+    returned: dict[str, dict[str, tuple[int, int]]] | None = {} if spans else None
     run, millis = run_queries(collection, data.queries, max(k, DEPTH), on_query, mode=mode,
-                              fusion=fusion, prefetch=prefetch)
+                              fusion=fusion, prefetch=prefetch, passages=returned)
     embedder = collection.embedder
     label = f"hybrid-{fusion}" if mode == "hybrid" else mode
+    scores = metrics(data.qrels, run, k)
+    if spans and returned is not None:
+        scores["passage@10"] = passage_overlap(spans, returned)
     return EvalResult(
-        metrics(data.qrels, run, k), len(data.queries), report.seconds if report else 0.0,
+        scores, len(data.queries), report.seconds if report else 0.0,
         millis, embedder.spec.name, embedder.backend_name, mode=label,
         reused_index=report is None,
         truncated=report.truncated if report else 0,
+        windows=report.windows if report else 0, windowed=report.windowed if report else 0,
+        tokens=report.tokens if report else 0,
     )
+
+
+Spans = dict[tuple[str, str], tuple[int, int]]
+
+
+def load_spans(data: BeirDataset) -> Spans:
+    """Where the answer sits in each judged document (``qrels/<split>.passages.jsonl``:
+    query-id, corpus-id, start, end), when the data set ships them."""
+    path = data.root / "qrels" / f"{data.split}.passages.jsonl"
+    if not path.is_file():
+        return {}
+    found: Spans = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                found[(str(row["query-id"]), str(row["corpus-id"]))] = (
+                    int(row["start"]), int(row["end"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{path}:{lineno}: expected query-id, corpus-id, start, end "
+                                 f"({exc})") from None
+    return found
+
+
+def passage_overlap(spans: Spans, returned: dict[str, dict[str, tuple[int, int]]]) -> float:
+    """Of the judged (query, document) pairs whose document is in the top 10, the share whose
+    returned passage overlaps the answer's span."""
+    hits = overlaps = 0
+    for (qid, did), (start, end) in spans.items():
+        got = returned.get(qid, {}).get(did)
+        if got is not None:
+            hits += 1
+            overlaps += got[0] < end and start < got[1]
+    return overlaps / hits if hits else math.nan
 
 
 def exact_run(collection: Collection, queries: dict[str, str], depth: int = DEPTH) -> Run:

@@ -1,4 +1,6 @@
-"""Ingest: documents -> checked, bounded batches -> dense + BM25 vectors -> acknowledged writes.
+"""The write path: documents -> checks -> windows -> vectors (+ BM25) -> bounded, retried,
+acknowledged writes, with resume lookups. One room: `WritePath` receives what it needs (engine,
+embedder, encoders, limits, retry policy) and never reaches back into its caller.
 
 Embedding of the next batch overlaps the write of this one (`pipeline.staged`); each batch is
 acknowledged before it counts; a batch that fails for good stops the ingest with a report of
@@ -14,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from minilm_qdrant import retry
 from minilm_qdrant.batching import (
     Refused,
     bounded,
@@ -26,10 +29,12 @@ from minilm_qdrant.batching import (
     label,
     preview,
     problem,
+    too_large,
 )
 from minilm_qdrant.diskspace import room_for
 from minilm_qdrant.documents import HASH_KEY, Document, point_id
-from minilm_qdrant.engines import Sparse
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.engines import Engine, Sparse
 from minilm_qdrant.errors import (
     CollectionMismatch,
     IngestError,
@@ -39,9 +44,8 @@ from minilm_qdrant.errors import (
     StoreCorrupt,
 )
 from minilm_qdrant.pipeline import StageError, staged
-
-if TYPE_CHECKING:
-    from minilm_qdrant.collection import Collection
+from minilm_qdrant.sparse import Bm25Encoder
+from minilm_qdrant.windows import SPANS_KEY, Span, Windows
 
 
 @dataclass
@@ -57,6 +61,12 @@ class UpsertReport:
     duplicates: int = 0
     """Documents whose id appeared again later in the same ingest (the last one wins)."""
     truncated: int = 0
+    """Texts cut to the model's limit (a collection without windows embeds only the first
+    window of each text)."""
+    windows: int = 0
+    """Windows embedded (one per document that fits the model)."""
+    windowed: int = 0
+    """Documents embedded as more than one window."""
     tokens: int = 0
     """Word pieces embedded; with ``padded_tokens``, the padding waste of the batches."""
     padded_tokens: int = 0
@@ -73,187 +83,233 @@ class UpsertReport:
         return 1 - self.tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
-Pair = tuple[Document, dict[str, Any]]
-"""A document and its payload (hash of what is embedded included), computed once."""
-Staged = tuple[list[Pair], "np.ndarray | None", "list[Sparse] | None", list[Pair]]
-"""What the embedding stage hands on: documents to write with their dense and sparse
+Item = tuple[Document, "list[Span] | None"]
+"""A document and its windows (None: the collection stores one vector a text)."""
+Pair = tuple[Document, dict[str, Any], "list[Span] | None"]
+"""A document, its payload (hash of what is embedded included) and its windows."""
+Vectors = tuple["np.ndarray", "list[np.ndarray] | None"]
+"""Dense vectors (pooled where windowed) and each document's window vectors."""
+Staged = tuple[list[Pair], "Vectors | None", "list[Sparse] | None", list[Pair]]
+"""What the embedding stage hands on: documents to write with their dense, window and sparse
 vectors, and documents whose metadata alone changed."""
 MIN_AGREEMENT = 0.98
 """Cosine under which given vectors are taken for another model's (torch, ONNX and int8
 vectors of one model agree to >= 0.99; another model's share no such space)."""
 
 
-def ingest(
-    col: Collection, documents: Iterable[Document], *,
-    on_progress: Callable[[int], None] | None = None, optimize: bool = True,
-    vectors: Mapping[str | int, Sequence[float]] | None = None,
-    embedded_text: Callable[[Document], str] | None = None,
-    skip_unchanged: bool = True,
-) -> UpsertReport:
-    """Embed and write ``documents`` into ``col`` in bounded batches.
+@dataclass
+class WritePath:
+    """Writes documents into collection ``name`` of ``engine``: what the caller hands in is
+    all it uses."""
 
-    Each point records a hash of what was embedded (model fingerprint and text). With
-    ``skip_unchanged`` (default) the ids of each batch are looked up first (one request, no
-    vectors): documents stored with the same hash and payload are skipped (counted as
-    ``unchanged``), those whose metadata alone changed get their payload rewritten without
-    re-embedding, the rest are embedded. So a rerun after an interruption embeds only what
-    is missing; points written before hashes existed are embedded once more.
+    engine: Engine
+    name: str
+    embedder: Embedder
+    sparse: Bm25Encoder | None
+    windows: Windows | None
+    batch_size: int
+    max_batch_bytes: int
+    retry_policy: retry.RetryPolicy
 
-    ``vectors`` (by the documents' ids) are used instead of embedding, once the first one
-    is checked against the collection's model (on ``embedded_text(doc)``, default the text):
-    vectors of another model raise `CollectionMismatch` before anything is written.
-    With ``optimize`` (default) the engine then builds its search index (HNSW) where it
-    does not do so on its own (the embedded store), so search is not a full scan.
-    """
-    room = room_for(col.engine, col.name, col.embedder.dim)  # free space (embedded store)
-    if room:
-        room.check_documents(documents, col.count)  # a list: refused before any write
-    report = UpsertReport()
-    start = time.monotonic()
-    seen: set[str] = set()
-    batch: list[Document] = []
-    given = None if vectors is None else {point_id(k): v for k, v in vectors.items()}
-    checked = given is None
-    model = json.dumps(col.embedder.fingerprint, sort_keys=True)
-    text_of = embedded_text or (lambda d: d.text)
-    engine_lock = threading.Lock()  # the stage thread reads while this one writes
+    def call(self, fn: Callable[[], Any], what: str, report: UpsertReport | None = None) -> Any:
+        def counted(_: BaseException) -> None:
+            if report is not None:
+                report.retries += 1
 
-    def payload(doc: Document) -> dict[str, Any]:
-        digest = hashlib.sha256(f"{model}\n{text_of(doc)}".encode("utf-8", "surrogatepass"))
-        return {**doc.payload(), HASH_KEY: digest.hexdigest()[:32]}
+        return retry.call(fn, self.retry_policy, what=what, on_retry=counted)
 
-    def triage(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
-        """(to embed, metadata-only changes); unchanged documents are counted and dropped."""
-        if not skip_unchanged:
-            return pairs, []
-        ids = [d.point_id for d, _ in pairs]
-        with engine_lock:
-            stored = {p.id: p.payload for p in col._call(
-                lambda: col.engine.retrieve(col.name, ids), f"reading {col.name!r}")}
-        embed: list[Pair] = []
-        relabel: list[Pair] = []
-        for doc, now in pairs:
-            before = stored.get(doc.point_id)
-            if before is None or before.get(HASH_KEY) != now[HASH_KEY]:
-                embed.append((doc, now))
-            elif before != now:
-                relabel.append((doc, now))
-            else:
-                report.unchanged += 1
-        return embed, relabel
+    def items(self, documents: Iterable[Document]) -> Iterator[list[Item]]:
+        """Checked documents with their windows, in batches bounded by count and bytes; a
+        document that cannot be sent raises `Refused` after the batch before it."""
+        dim, limit, sparse = self.embedder.dim, self.max_batch_bytes, self.sparse is not None
 
-    def encode(docs: list[Document]) -> np.ndarray:
-        nonlocal checked
-        if given is None:
-            encoded = col.embedder.encode_documents([d.text for d in docs], warn=False)
+        def checked() -> Iterator[tuple[Item, int]]:
+            for doc in documents:
+                why = problem(doc, dim, limit, sparse)
+                if why:
+                    raise Refused(why, doc)
+                spans = self.windows.cut([doc.text])[0] if self.windows else None
+                cost = estimated_bytes(doc, dim, sparse, len(spans) if spans else 0)
+                if cost > limit:
+                    raise Refused(too_large(doc, cost, limit), doc)
+                yield (doc, spans), cost
+
+        batches = bounded(checked(), lambda pair: pair[1], self.batch_size, limit)
+        return ([item for item, _ in batch] for batch in batches)
+
+    def write(
+        self, documents: Iterable[Document], *,
+        on_progress: Callable[[int], None] | None = None, optimize: bool = True,
+        vectors: Mapping[str | int, Sequence[float]] | None = None,
+        embedded_text: Callable[[Document], str] | None = None,
+        skip_unchanged: bool = True,
+    ) -> UpsertReport:
+        """Embed and write ``documents`` in bounded batches (see `Collection.upsert`).
+
+        Each point records a hash of what was embedded (model fingerprint, windows and text).
+        With ``skip_unchanged`` the ids of each batch are looked up first (one request, no
+        vectors): documents stored with the same hash and payload are skipped (counted as
+        ``unchanged``), those whose metadata alone changed get their payload rewritten without
+        re-embedding, the rest are embedded: a rerun after an interruption embeds only what is
+        missing. ``vectors`` (by the documents' ids) are used instead of embedding documents
+        that are one window, once the first is checked against the model; a longer document
+        is embedded here window by window (a given vector saw only its first window).
+        """
+        engine, name, embedder = self.engine, self.name, self.embedder
+        room = room_for(engine, name, embedder.dim)  # free space (embedded store)
+        if room:  # a list: refused before any write
+            room.check_documents(documents, lambda: engine.count(name), self.windows is not None)
+        report = UpsertReport()
+        start = time.monotonic()
+        seen: set[str] = set()
+        batch: list[Item] = []
+        given = None if vectors is None else {point_id(k): v for k, v in vectors.items()}
+        checked = given is None
+        identity = {**embedder.fingerprint}
+        if self.windows:
+            identity["windows"] = self.windows.settings.as_dict()
+        model = json.dumps(identity, sort_keys=True)
+        text_of = embedded_text or (lambda d: d.text)
+        engine_lock = threading.Lock()  # the stage thread reads while this one writes
+
+        def payload(doc: Document, spans: list[Span] | None) -> dict[str, Any]:
+            digest = hashlib.sha256(f"{model}\n{text_of(doc)}".encode("utf-8", "surrogatepass"))
+            extra = {SPANS_KEY: [list(s) for s in spans]} if spans and len(spans) > 1 else {}
+            return {**doc.payload(), **extra, HASH_KEY: digest.hexdigest()[:32]}
+
+        def triage(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
+            """(to embed, metadata-only changes); unchanged documents are counted, dropped."""
+            if not skip_unchanged:
+                return pairs, []
+            ids = [d.point_id for d, _, _ in pairs]
+            with engine_lock:
+                stored = {p.id: p.payload for p in self.call(
+                    lambda: engine.retrieve(name, ids), f"reading {name!r}")}
+            embed: list[Pair] = []
+            relabel: list[Pair] = []
+            for pair in pairs:
+                before, now = stored.get(pair[0].point_id), pair[1]
+                if before is None or before.get(HASH_KEY) != now[HASH_KEY]:
+                    embed.append(pair)
+                elif before != now:
+                    relabel.append(pair)
+                else:
+                    report.unchanged += 1
+            return embed, relabel
+
+        def embed_texts(texts: list[str]) -> np.ndarray:
+            encoded = embedder.encode_documents(texts, warn=False)
             report.truncated += encoded.truncated
             report.tokens += encoded.tokens
             report.padded_tokens += encoded.padded
             return encoded.vectors
-        missing = [d.id for d in docs if d.point_id not in given]
-        if missing:
-            raise InputError(f"no vector given for documents {preview(missing)}")
-        rows = np.stack([np.asarray(given[d.point_id], dtype=np.float32) for d in docs])
-        if not checked:  # one vector, in the first batch
-            _agree(col, docs[0], rows[0], embedded_text)
-            checked = True
-        return rows
 
-    def embed(batch: list[Document]) -> Staged:
-        unique = {doc.point_id: doc for doc in batch}  # last one wins
-        report.duplicates += len(batch) - len(unique)
-        report.duplicates += sum(pid in seen for pid in unique)
-        seen.update(unique)
-        pairs, relabel = triage([(d, payload(d)) for d in unique.values()])
-        if not pairs:
-            return pairs, None, None, relabel
-        docs = [d for d, _ in pairs]
-        dense = encode(docs)
-        check_vectors(dense, docs, col.embedder.dim)
-        sparse: list[Sparse] | None = None
-        if col.sparse:
-            sparse = list(col.sparse.encode_documents([d.text for d in docs]))
-        return pairs, dense, sparse, relabel  # dense and sparse written together, never apart
+        def encode(pairs: list[Pair]) -> Vectors:
+            nonlocal checked
+            docs = [d for d, _, _ in pairs]
+            cuts = [spans or [(0, len(d.text))] for d, _, spans in pairs]
+            report.windows += sum(len(c) for c in cuts)
+            report.windowed += sum(len(c) > 1 for c in cuts)
+            rows: list[np.ndarray | None] = [None] * len(docs)
+            if given is not None:
+                missing = [d.id for d in docs if d.point_id not in given]
+                if missing:
+                    raise InputError(f"no vector given for documents {preview(missing)}")
+                for i, (doc, cut) in enumerate(zip(docs, cuts, strict=True)):
+                    if len(cut) == 1 or self.windows is None:
+                        rows[i] = np.asarray(given[doc.point_id], dtype=np.float32)[None, :]
+                if not checked and rows[0] is not None:  # one vector, in the first batch
+                    _agree(embedder, name, docs[0], rows[0][0], embedded_text)
+                    checked = True
+            todo = [i for i, r in enumerate(rows) if r is None]
+            if todo:
+                texts = [docs[i].text[a:b] for i in todo for a, b in cuts[i]] \
+                    if self.windows else [docs[i].text for i in todo]
+                flat = embed_texts(texts)
+                at = 0
+                for i in todo:
+                    width = len(cuts[i]) if self.windows else 1
+                    rows[i], at = flat[at:at + width], at + width
+            done = [r for r in rows if r is not None]
+            dense = np.stack([embedder.pooled(r) for r in done])
+            check_vectors(dense, docs, embedder.dim)
+            return dense, (done if self.windows else None)
 
-    stages = staged(col._batches(documents), embed)
-    try:
-        for batch, (pairs, dense, sparse, relabel) in stages:
-            if pairs and dense is not None:
-                ids = [d.point_id for d, _ in pairs]
-                payloads = [p for _, p in pairs]
-                if room:  # a stream: stop between batches while the store can still close
-                    room.check_batch(payloads, sparse)
-                with engine_lock:
-                    col._call(functools.partial(
-                        col.engine.upsert, col.name, ids, dense, payloads, sparse),
-                        f"writing {len(ids)} points to {col.name!r}", report)
-            for doc, new in relabel:  # metadata changed, text not: no re-embedding
-                with engine_lock:
-                    col._call(functools.partial(
-                        col.engine.set_payload, col.name, new, None, ids=[doc.point_id]),
-                        f"updating {doc.id!r} in {col.name!r}", report)
-            report.written += len(pairs) + len(relabel)
-            written, batch = len(batch), []
-            if on_progress:
-                on_progress(written)
-    except (MiniLMQdrantError, StageError) as raised:
-        exc: BaseException | None = raised
-        if isinstance(raised, StageError):  # failed in the stage thread
-            exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
-            if not isinstance(exc, MiniLMQdrantError):
-                raise exc from None  # type: ignore[misc]
-        if isinstance(exc, (StoreCorrupt, MissingDependency)):  # a rerun cannot help them:
-            raise exc from None  # their own message says what can
-        failed = [label(d) for d in batch]
-        if isinstance(exc, Refused):
-            failed.append(label(exc.document))
-        report.failed += len(failed)
-        report.failed_ids.extend(failed)
+        def embed(items: list[Item]) -> Staged:
+            unique = {doc.point_id: (doc, spans) for doc, spans in items}  # last one wins
+            report.duplicates += len(items) - len(unique)
+            report.duplicates += sum(pid in seen for pid in unique)
+            seen.update(unique)
+            pairs, relabel = triage([(d, payload(d, s), s) for d, s in unique.values()])
+            if not pairs:
+                return pairs, None, None, relabel
+            made = encode(pairs)
+            sparse: list[Sparse] | None = None
+            if self.sparse:
+                sparse = list(self.sparse.encode_documents([d.text for d, _, _ in pairs]))
+            return pairs, made, sparse, relabel  # all vectors written together, never apart
+
+        stages = staged(self.items(documents), embed)
+        try:
+            for batch, (pairs, made, sparse, relabel) in stages:
+                if pairs and made is not None:
+                    ids = [d.point_id for d, _, _ in pairs]
+                    payloads = [p for _, p, _ in pairs]
+                    dense, windows = made
+                    if room:  # a stream: stop between batches while the store can still close
+                        room.check_batch(payloads, sparse, sum(map(len, windows or [])))
+                    with engine_lock:
+                        self.call(functools.partial(
+                            engine.upsert, name, ids, dense, payloads, sparse, windows),
+                            f"writing {len(ids)} points to {name!r}", report)
+                for doc, new, _ in relabel:  # metadata changed, text not: no re-embedding
+                    with engine_lock:
+                        self.call(functools.partial(
+                            engine.set_payload, name, new, None, ids=[doc.point_id]),
+                            f"updating {doc.id!r} in {name!r}", report)
+                report.written += len(pairs) + len(relabel)
+                written, batch = len(batch), []
+                if on_progress:
+                    on_progress(written)
+        except (MiniLMQdrantError, StageError) as raised:
+            exc: BaseException | None = raised
+            if isinstance(raised, StageError):  # failed in the stage thread
+                exc, batch = raised.__cause__, raised.item or []  # type: ignore[assignment]
+                if not isinstance(exc, MiniLMQdrantError):
+                    raise exc from None  # type: ignore[misc]
+            if isinstance(exc, (StoreCorrupt, MissingDependency)):  # a rerun cannot help them:
+                raise exc from None  # their own message says what can
+            failed = [label(d) for d, _ in batch]
+            if isinstance(exc, Refused):
+                failed.append(label(exc.document))
+            report.failed += len(failed)
+            report.failed_ids.extend(failed)
+            report.seconds = time.monotonic() - start
+            raise IngestError(
+                f"Ingest stopped: {report.written} documents written; not written: "
+                f"{preview(failed) or 'the document at fault'} and any later documents. "
+                f"Cause: {exc} "
+                "Rerun the same ingest to complete it (no duplicates).",
+                report,
+            ) from exc
+        finally:  # now, not when a traceback lets go of it: the stage thread stops first
+            stages.close()
+        if optimize and report.written:
+            self.call(lambda: engine.optimize(name), f"optimizing {name!r}")
         report.seconds = time.monotonic() - start
-        raise IngestError(
-            f"Ingest stopped: {report.written} documents written; not written: "
-            f"{preview(failed) or 'the document at fault'} and any later documents. "
-            f"Cause: {exc} "
-            "Rerun the same ingest to complete it (no duplicates).",
-            report,
-        ) from exc
-    finally:  # now, not when a traceback lets go of it: the stage thread stops before we go on
-        stages.close()
-    if optimize and report.written:
-        col.optimize()
-    report.seconds = time.monotonic() - start
-    return report
+        return report
 
 
-def _agree(col: Collection, doc: Document, given: np.ndarray,
+def _agree(embedder: Embedder, name: str, doc: Document, given: np.ndarray,
            embedded_text: Callable[[Document], str] | None) -> None:
     """Refuse vectors that the collection's model did not make (one is re-embedded)."""
-    if given.shape != (col.embedder.dim,):
+    if given.shape != (embedder.dim,):
         return  # check_vectors names the wrong shape
-    ours = col.embedder.embed_documents([(embedded_text or (lambda d: d.text))(doc)],
-                                        warn=False)[0]
+    ours = embedder.embed_documents([(embedded_text or (lambda d: d.text))(doc)], warn=False)[0]
     cosine = float(ours @ given / (np.linalg.norm(ours) * np.linalg.norm(given) or 1.0))
     if cosine < MIN_AGREEMENT:
         raise CollectionMismatch(
-            f"the vector given for document {doc.id!r} is not {col.embedder.spec.name}'s "
-            f"(cosine {cosine:.3f} to it): collection {col.name!r} holds that model's vectors "
+            f"the vector given for document {doc.id!r} is not {embedder.spec.name}'s "
+            f"(cosine {cosine:.3f} to it): collection {name!r} holds that model's vectors "
             "only; embed with it (or let the collection embed)"
         )
-
-
-def batches(
-    documents: Iterable[Document], dim: int, max_count: int, max_bytes: int, sparse: bool
-) -> Iterator[list[Document]]:
-    """Batches bounded by count and estimated request bytes, in input order.
-
-    A document that cannot be sent (not a `Document`, empty text, too large for one
-    request) is refused before sending; the documents before it are yielded first.
-    """
-
-    def cost(doc: object) -> int:
-        why = problem(doc, dim, max_bytes, sparse)
-        if why:
-            raise Refused(why, doc)
-        return estimated_bytes(doc, dim, sparse)  # type: ignore[arg-type]
-
-    return bounded(documents, cost, max_count, max_bytes)

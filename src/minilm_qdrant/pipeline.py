@@ -65,7 +65,10 @@ def staged(
     worker.start()
     try:
         while True:
-            value = out.get()
+            try:  # in short waits: a signal that the kernel handed to the worker thread is
+                value = out.get(timeout=0.1)  # run here (only the main thread runs handlers)
+            except queue.Empty:
+                continue
             if value is _DONE:
                 return
             if isinstance(value, _Failure):

@@ -1,18 +1,20 @@
 """`push`: copy a collection from the embedded store to a Qdrant server or cluster.
 
-Ids, dense and BM25 sparse vectors, payloads, payload indexes and the fingerprint are copied as
-stored (nothing is re-embedded or re-encoded); points stream in count- and byte-bounded
+Ids, dense, window and BM25 sparse vectors, payloads, payload indexes and the fingerprint are
+copied as stored (nothing is re-embedded or re-encoded); points stream in count- and byte-bounded
 batches, each retried like an ingest batch. Point ids are kept, so a rerun after an
 interruption completes the copy without duplicates. It ends comparing counts.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from qdrant_client import models
 
 from minilm_qdrant import retry
@@ -23,6 +25,7 @@ from minilm_qdrant.engines.client import ClientEngine, connect
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
 from minilm_qdrant.sparse import Bm25Settings
+from minilm_qdrant.windows import WindowSettings
 
 
 @dataclass
@@ -103,15 +106,17 @@ def push(
             sparse = info.sparse and "sparse" in fingerprint
             if existing is None:
                 settings = Bm25Settings.from_dict(fingerprint["sparse"]) if sparse else None
+                cut = WindowSettings.from_dict(fingerprint["windows"]) if info.windows else None
                 call(lambda: target.create(
                     target_name, info.size, info.distance, {FINGERPRINT_KEY: fingerprint},
-                    replace(options or CollectionOptions(), sparse=settings),
+                    replace(options or CollectionOptions(), sparse=settings, windows=cut),
                 ), f"creating {target_name!r}")
                 report.created = True
             else:
                 theirs = existing.metadata.get(FINGERPRINT_KEY)
-                if (existing.size, existing.distance, theirs, existing.sparse) != (
-                        info.size, info.distance, fingerprint, info.sparse):
+                if (existing.size, existing.distance, theirs, existing.sparse,
+                        existing.windows) != (info.size, info.distance, fingerprint, info.sparse,
+                                              info.windows):
                     raise CollectionMismatch(
                         f"Target collection {target_name!r} at {where} holds size "
                         f"{existing.size}, distance {existing.distance}, fingerprint {theirs}; "
@@ -129,7 +134,9 @@ def push(
                 vectors = _stack(batch)
                 payloads = [p.payload for p in batch]
                 vecs = _sparse(batch, sparse)
-                call(lambda: target.upsert(target_name, ids, vectors, payloads, vecs),  # noqa: B023
+                windows = _windows(batch, collection) if info.windows else None
+                call(functools.partial(target.upsert, target_name, ids, vectors, payloads,
+                                       vecs, windows),
                      f"writing {len(batch)} points to {target_name!r}")
                 report.copied += len(batch)
                 report.batches += 1
@@ -147,7 +154,16 @@ def push(
 
 def _bytes(point: StoredPoint, dim: int) -> int:
     terms = len(point.sparse.indices) if point.sparse is not None else 0
-    return point_bytes(payload_bytes(point.payload), dim, terms)
+    windows = len(point.windows) if point.windows is not None else 0
+    return point_bytes(payload_bytes(point.payload), dim * (1 + windows), terms)
+
+
+def _windows(batch: list[StoredPoint], collection: str) -> list[np.ndarray]:
+    found = [p.windows for p in batch if p.windows is not None]
+    if len(found) != len(batch):
+        raise InputError(f"a point of {collection!r} has no window vectors: the source is "
+                         "damaged; re-index it")
+    return found
 
 
 def _sparse(batch: list[StoredPoint], sparse: bool) -> list[Sparse] | None:
@@ -162,6 +178,4 @@ _EMPTY = models.SparseVector(indices=[], values=[])
 
 
 def _stack(batch: list[StoredPoint]) -> Any:
-    import numpy as np
-
     return np.stack([np.asarray(p.vector, dtype=np.float32) for p in batch])

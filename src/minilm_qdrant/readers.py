@@ -10,7 +10,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,25 @@ class ReadStats:
     lines: int = 0
     documents: int = 0
     skipped: int = 0
+    empty: list[str | int] = field(default_factory=list)
+    """Ids of documents with no text, passed over (``skip_empty``)."""
+
+
+class EmptyText(InputError):
+    """A document with no text (nothing to embed)."""
+
+    def __init__(self, message: str, doc_id: str | int | None) -> None:
+        super().__init__(message)
+        self.doc_id = doc_id
 
 
 def read_documents(
-    path: str | Path, *, skip_invalid: bool = False, stats: ReadStats | None = None
+    path: str | Path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
+    skip_empty: bool = False,
 ) -> Iterator[Document]:
-    """Documents of a JSONL, CSV or text file (or a pipe: ``<(zcat big.jsonl.gz)``), in order."""
+    """Documents of a JSONL, CSV or text file (or a pipe: ``<(zcat big.jsonl.gz)``), in order.
+    With ``skip_empty``, a document without text is passed over and its id recorded in
+    ``stats.empty`` (a corpus that publishes empty documents, as IRLeD 2017 does)."""
     path = Path(path)
     if not path.exists() or path.is_dir():
         raise InputError(f"{path}: no such file")
@@ -46,6 +59,11 @@ def read_documents(
         stats.lines += 1
         try:
             doc = parse(raw)
+        except EmptyText as exc:
+            if not skip_empty:
+                raise InputError(f"{path}:{lineno}: {exc}") from None
+            stats.empty.append(exc.doc_id if exc.doc_id is not None else f"line {lineno}")
+            continue
         except InputError as exc:
             if not skip_invalid:
                 raise InputError(f"{path}:{lineno}: {exc}") from None
@@ -105,7 +123,8 @@ def _from_fields(obj: dict[str, Any]) -> Document:
         raise InputError(f"'title' is {type(title).__name__}, not a string")
     full = f"{title.strip()} {text}".strip() if title and title.strip() else text
     if not full.strip():
-        raise InputError("'text' is empty")
+        doc_id = next((obj[k] for k in ID_FIELDS if isinstance(obj.get(k), (str, int))), None)
+        raise EmptyText("'text' is empty", doc_id)
     try:
         full.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -21,6 +21,7 @@ from minilm_qdrant.documents import Document
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import InputError
+from minilm_qdrant.windows import WindowSettings
 
 PAGE = 1024
 
@@ -44,7 +45,7 @@ class ReembedReport:
 def target_name(source: Collection, embedder: Embedder) -> str:
     """The new collection's default name: the old one plus a hash of the new model's
     fingerprint, so that rerunning the same reembed finds (and finishes) the same target."""
-    blob = json.dumps(embedder.fingerprint, sort_keys=True).encode()
+    blob = json.dumps({**embedder.fingerprint, "windows": True}, sort_keys=True).encode()
     return f"{source.name}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
@@ -53,16 +54,19 @@ def reembed(
     swap: bool = False, on_progress: Callable[[int], None] | None = None,
 ) -> ReembedReport:
     """Fill ``to_collection`` (default `target_name`) in ``source``'s store with ``embedder``'s
-    vectors of ``source``'s stored documents (ids, metadata and BM25 settings kept), then,
-    with ``swap``, exchange the two names."""
-    if embedder.fingerprint == source.embedder.fingerprint:
+    vectors of ``source``'s stored documents (ids, metadata and BM25 settings kept; every
+    window embedded: also the way to move a collection made before windows, with the same
+    model), then, with ``swap``, exchange the two names."""
+    if embedder.fingerprint == source.embedder.fingerprint and source.windowed:
         raise InputError(f"collection {source.name!r} already holds {embedder.spec.name} "
-                         "vectors: nothing to re-embed")
+                         "vectors of every window: nothing to re-embed")
     target_label = to_collection or target_name(source, embedder)
     if target_label == source.name:
         raise InputError("--to-collection must differ from the source collection")
     began = time.perf_counter()
-    options = CollectionOptions(sparse=source.sparse.settings if source.sparse else None)
+    overlap = source.windows.overlap if source.windows else WindowSettings().overlap
+    options = CollectionOptions(sparse=source.sparse.settings if source.sparse else None,
+                                windows=WindowSettings(overlap=overlap))  # the new model's size
     # the same engine (and store lock) as the source: not closed here, the source owns it
     target = Collection(target_label, embedder, engine=source.engine, options=options,
                         batch_size=source.batch_size, retry_policy=source.retry_policy)

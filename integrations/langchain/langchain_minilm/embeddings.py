@@ -17,6 +17,11 @@ class MiniLMEmbeddings(BaseModel, Embeddings):
     Documents go through the model's document path, queries through its query path; both
     return lists of Python floats. Weights load on first use, once per process.
 
+    Long texts: LangChain's interface is one vector a text, so a text over the model's limit
+    (256 word pieces) is embedded from its first 254 word pieces only (counted, one warning a
+    call). To have every token searchable, add texts through `MiniLMVectorStore`, which
+    stores every window of a long text and returns the passage that answered.
+
     Example:
         ```python
         from langchain_minilm import MiniLMEmbeddings

@@ -245,7 +245,14 @@ class MiniLMVectorStore(VectorStore):
 
 
 def _document(hit: Hit) -> Document:
-    return Document(page_content=hit.text, metadata=hit.metadata, id=str(hit.id))
+    """A hit as LangChain's Document: ``page_content`` is the passage that answered (the
+    whole text where the document is one window); for a part of a longer text, metadata
+    ``_passage`` gives its character offsets (the whole text: ``get_by_ids([doc.id])``)."""
+    part = hit.passage
+    if part is None or (part.start, part.end) == (0, len(hit.text)):
+        return Document(page_content=hit.text, metadata=hit.metadata, id=str(hit.id))
+    return Document(page_content=part.text, id=str(hit.id), metadata={
+        **hit.metadata, "_passage": {"start": part.start, "end": part.end}})
 
 
 def _diversity(lambda_mult: float) -> float:

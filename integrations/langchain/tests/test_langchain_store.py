@@ -124,8 +124,8 @@ def test_from_texts_on_the_embedded_store_leaves_it_readable_by_the_cli(
 
 def test_refusals(tmp_path: Path, embeddings: MiniLMEmbeddings) -> None:
     path = str(tmp_path / "s")
-    Collection("other", Embedder("multi-qa-MiniLM-L6-cos-v1"), path=path).close()
-    with pytest.raises(CollectionMismatch, match="multi-qa-MiniLM-L6-cos-v1"):
+    Collection("other", Embedder("all-MiniLM-L6-v2", pooling="cls"), path=path).close()
+    with pytest.raises(CollectionMismatch, match="pooling=cls"):
         MiniLMVectorStore(embeddings, "other", path=path)
     with pytest.raises(CollectionNotFound):
         MiniLMVectorStore(embeddings, "missing", path=path, create=False)

@@ -86,11 +86,17 @@ def index(
         extras = {
             "unchanged (already stored, skipped)": report.unchanged,
             "skipped invalid lines": stats.skipped, "duplicate ids (last kept)": report.duplicates,
+            "windows embedded": report.windows if report.windowed else 0,
+            "documents longer than one window (every window embedded)": report.windowed,
             "truncated to the token limit": report.truncated, "retries": report.retries,
         }
         for label, n in extras.items():
             if n:
                 typer.echo(f"  {label}: {n}")
+        if report.truncated and not col.windowed:
+            typer.echo(f"  note: {collection!r} was made before windows and embeds only the "
+                       "first window of a long text; move it with minilm-qdrant reembed "
+                       f"--collection {collection} --to-collection NEW (every window embedded)")
 
 
 @app.command()

@@ -79,7 +79,11 @@ def search(
             typer.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
             return
         for rank, hit in enumerate(hits, start=1):
-            typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}: {shorten(hit.text)}")
+            shown, at = hit.text, ""
+            if hit.passage is not None and len(hit.passage.text) < len(hit.text):
+                shown = hit.passage.text  # the window that answered, and where it sits
+                at = f" (chars {hit.passage.start}-{hit.passage.end} of {len(hit.text)})"
+            typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}{at}: {shorten(shown)}")
 
 
 @app.command("eval")
@@ -140,7 +144,8 @@ def eval_(
             )
         if result.truncated:
             typer.echo(f"warning: {result.truncated} documents were truncated to the model's "
-                       f"limit of {embedder.spec.max_tokens} word pieces", err=True)
+                       f"limit of {embedder.spec.max_tokens} word pieces (a collection made "
+                       "before windows: index into a new --collection)", err=True)
         figures = result.as_dict()
         if as_json:
             typer.echo(json.dumps(figures))

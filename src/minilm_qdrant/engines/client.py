@@ -20,6 +20,7 @@ from minilm_qdrant.engines import (
 )
 from minilm_qdrant.errors import InputError, StoreInUse
 from minilm_qdrant.sparse import SPARSE_NAME
+from minilm_qdrant.windows import WINDOWS_NAME
 
 _TO_QDRANT = {"dot": models.Distance.DOT, "cosine": models.Distance.COSINE,
               "euclid": models.Distance.EUCLID}
@@ -88,16 +89,19 @@ class ClientEngine:
         if not self.client.collection_exists(name):
             return None
         config = self.client.get_collection(name).config
-        params = config.params.vectors
-        if not isinstance(params, models.VectorParams):
+        params: Any = config.params.vectors
+        named = params if isinstance(params, dict) else {"": params}
+        if not isinstance(named.get(""), models.VectorParams) or set(named) - {"", WINDOWS_NAME}:
             raise InputError(
-                f"Collection {name!r} uses named dense vectors {sorted(params or {})}; this "
-                "package works with one unnamed dense vector per point (and a sparse 'bm25')."
+                f"Collection {name!r} uses named dense vectors {sorted(named)}; this package "
+                "works with one unnamed dense vector per point (with a multivector "
+                f"{WINDOWS_NAME!r} and a sparse 'bm25')."
             )
         return CollectionInfo(
-            size=params.size, distance=_FROM_QDRANT[params.distance],
+            size=named[""].size, distance=_FROM_QDRANT[named[""].distance],
             metadata=dict(config.metadata or {}),
             sparse=SPARSE_NAME in (config.params.sparse_vectors or {}),
+            windows=WINDOWS_NAME in named,
         )
 
     def create(
@@ -115,11 +119,18 @@ class ClientEngine:
             quantization = models.ScalarQuantization(
                 scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
             )
+        dense = models.VectorParams(size=size, distance=_TO_QDRANT[distance],
+                                    on_disk=options.on_disk)
+        vectors: Any = dense
+        if options.windows is not None:  # ranked by MaxSim, never searched by HNSW (m=0)
+            vectors = {"": dense, WINDOWS_NAME: models.VectorParams(
+                size=size, distance=_TO_QDRANT[distance], on_disk=options.on_disk,
+                multivector_config=models.MultiVectorConfig(
+                    comparator=models.MultiVectorComparator.MAX_SIM),
+                hnsw_config=models.HnswConfigDiff(m=0))}
         self.client.create_collection(
             name,
-            vectors_config=models.VectorParams(
-                size=size, distance=_TO_QDRANT[distance], on_disk=options.on_disk
-            ),
+            vectors_config=vectors,
             sparse_vectors_config=None if options.sparse is None else {
                 SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             on_disk_payload=options.on_disk_payload,
@@ -133,21 +144,28 @@ class ClientEngine:
 
     def upsert(
         self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
-        sparse: list[Sparse] | None = None,
+        sparse: list[Sparse] | None = None, windows: list[np.ndarray] | None = None,
     ) -> None:
-        rows: Any = vectors.tolist()
-        if sparse is not None:
-            if len(sparse) != len(rows):
-                raise InputError(f"{len(rows)} dense but {len(sparse)} sparse vectors")
-            rows = {"": rows, SPARSE_NAME: [_sparse(s) for s in sparse]}
+        rows: Any = np.asarray(vectors, dtype=np.float32).tolist()
+        if sparse is not None or windows is not None:
+            named: dict[str, Any] = {"": rows}
+            if sparse is not None:
+                named[SPARSE_NAME] = [_sparse(v) for v in sparse]
+            if windows is not None:
+                named[WINDOWS_NAME] = [np.asarray(w, dtype=np.float32).tolist() for w in windows]
+            for extra, values in named.items():
+                if len(values) != len(rows):
+                    raise InputError(f"{len(rows)} dense but {len(values)} {extra} vectors")
+            rows = named
         self.client.upsert(
             name, points=models.Batch(ids=list(ids), vectors=rows, payloads=payloads), wait=True,
         )
 
     def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
-        result = self.client.query_points(name, **_query(request), with_payload=True)
-        return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=p.score)
-                for p in result.points]
+        result = self.client.query_points(
+            name, **_query(request), with_payload=True,
+            with_vectors=[WINDOWS_NAME] if request.with_windows else False)
+        return [StoredPoint.from_record(p, with_vectors=False) for p in result.points]
 
     def add_sparse(self, name: str) -> None:
         if SPARSE_NAME in (self.client.get_collection(name).config.params.sparse_vectors or {}):
@@ -167,9 +185,10 @@ class ClientEngine:
     def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         self.client.update_collection(name, metadata=metadata)
 
-    def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
-        records = self.client.retrieve(name, list(ids), with_payload=True, with_vectors=False)
-        return [StoredPoint(id=str(r.id), payload=r.payload or {}) for r in records]
+    def retrieve(self, name: str, ids: list[str], windows: bool = False) -> list[StoredPoint]:
+        records = self.client.retrieve(name, list(ids), with_payload=True,
+                                       with_vectors=[WINDOWS_NAME] if windows else False)
+        return [StoredPoint.from_record(r, with_vectors=False) for r in records]
 
     def count(self, name: str, query_filter: Any | None = None) -> int:
         return self.client.count(name, count_filter=query_filter, exact=True).count
@@ -247,22 +266,30 @@ def _query(r: SearchRequest) -> dict[str, Any]:
     flt = r.query_filter
     dense = None if r.dense is None else np.asarray(r.dense, dtype=np.float32).tolist()
 
-    def stage(mode: str) -> dict[str, Any]:
+    def stage(mode: str, lexical: bool = False) -> dict[str, Any]:
         if mode == "dense":
             if dense is None:
                 raise InputError("this search needs the dense query vector")
-            return {"query": dense, "params": params}
+            if r.windows is None:
+                return {"query": dense, "params": params}
+            candidates = [models.Prefetch(query=dense, params=params, filter=flt,
+                                          limit=r.pooled_candidates)]  # then MaxSim over
+            if lexical:  # these and BM25's
+                candidates.append(models.Prefetch(limit=r.candidates, filter=flt,
+                                                  **stage("sparse")))
+            return {"query": np.asarray(r.windows, dtype=np.float32).tolist(),
+                    "using": WINDOWS_NAME, "prefetch": candidates}
         if r.sparse is None:
             raise InputError("this search needs the sparse query vector")
         return {"query": _sparse(r.sparse), "using": SPARSE_NAME}
 
     if r.mode in ("dense", "sparse"):
-        args: dict[str, Any] = {**stage(r.mode), "prefetch": None}
+        args: dict[str, Any] = {"prefetch": None, **stage(r.mode)}
     else:
         fusion: Any = models.FusionQuery(fusion=models.Fusion.DBSF) if r.fusion == "dbsf" \
             else models.RrfQuery(rrf=models.Rrf(k=r.rrf_k))
         args = {"query": fusion, "prefetch": [
-            models.Prefetch(limit=r.candidates, filter=flt, **stage("dense")),
+            models.Prefetch(limit=r.candidates, filter=flt, **stage("dense", lexical=True)),
             models.Prefetch(limit=r.candidates, filter=flt, **stage("sparse")),
         ]}
     if r.diversity > 0:
@@ -270,7 +297,7 @@ def _query(r: SearchRequest) -> dict[str, Any]:
             raise InputError("MMR (diversity > 0) needs the dense query vector")
         mmr = models.NearestQuery(nearest=dense, mmr=models.Mmr(
             diversity=r.diversity, candidates_limit=r.candidates))
-        if r.mode != "dense":  # MMR re-ranks the candidates of the sparse or fused stage
+        if r.mode != "dense" or args["prefetch"]:  # MMR re-ranks the stage's candidates
             args = {"prefetch": [models.Prefetch(limit=r.candidates, filter=flt, **args)]}
         args.update(query=mmr, using=None, params=params)
     args["search_params"] = args.pop("params", None)

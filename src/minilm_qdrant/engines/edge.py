@@ -49,6 +49,7 @@ from minilm_qdrant.engines.edge_requests import (
 )
 from minilm_qdrant.errors import CollectionNotFound, InputError, StoreInUse
 from minilm_qdrant.sparse import SPARSE_NAME
+from minilm_qdrant.windows import WINDOWS_NAME
 
 META_FILE = "collection.json"
 SHARD_DIR = "shard"
@@ -138,6 +139,7 @@ class EdgeEngine:
         return CollectionInfo(
             size=int(meta["size"]), distance=meta["distance"], metadata=meta.get("metadata", {}),
             sparse=SPARSE_NAME in meta.get("sparse_vectors", []),
+            windows=WINDOWS_NAME in meta.get("multivectors", []),
         )
 
     def create(
@@ -152,22 +154,27 @@ class EdgeEngine:
             "format": 1, "engine": f"qdrant-edge {_edge_version()}", "size": size,
             "distance": distance, "metadata": metadata,
             "sparse_vectors": [SPARSE_NAME] if options.sparse is not None else [],
+            "multivectors": [WINDOWS_NAME] if options.windows is not None else [],
             "options": {k: v for k, v in vars(options).items()
-                        if v is not None and k != "sparse"},
+                        if v is not None and k not in ("sparse", "windows")},
         }
         write_json_atomic(folder / META_FILE, meta)
         self._shard(name)
 
     def upsert(
         self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
-        sparse: list[Sparse] | None = None,
+        sparse: list[Sparse] | None = None, windows: list[np.ndarray] | None = None,
     ) -> None:
         rows = np.asarray(vectors, dtype=np.float32)  # rows go in as they are: no list copy
-        if sparse is None:
+        if sparse is None and windows is None:
             points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads, strict=True)]
         else:
-            points = [qe.Point(i, {"": v.tolist(), SPARSE_NAME: to_edge_sparse(s)}, p)
-                      for i, v, s, p in zip(ids, rows, sparse, payloads, strict=True)]
+            named: list[dict[str, Any]] = [{"": v.tolist()} for v in rows]
+            for each, s in zip(named, sparse or [], strict=sparse is not None):
+                each[SPARSE_NAME] = to_edge_sparse(s)
+            for each, w in zip(named, windows or [], strict=windows is not None):
+                each[WINDOWS_NAME] = np.asarray(w, dtype=np.float32).tolist()
+            points = [qe.Point(i, v, p) for i, v, p in zip(ids, named, payloads, strict=True)]
         shard = self._shard(name)
         with engine_faults(self._dir(name) / SHARD_DIR, "writing"):
             shard.update(qe.UpdateOperation.upsert_points(points))
@@ -177,8 +184,7 @@ class EdgeEngine:
         shard = self._shard(name)
         with engine_faults(self._dir(name) / SHARD_DIR, "searching"):
             found = shard.query(query)
-        return [StoredPoint(id=str(p.id), payload=p.payload or {}, score=float(p.score))
-                for p in found]
+        return [StoredPoint.from_record(p, with_vectors=False) for p in found]
 
     def add_sparse(self, name: str) -> None:
         meta = self._meta(name)
@@ -208,11 +214,12 @@ class EdgeEngine:
         config = read_meta(self._dir(name) / SHARD_DIR / "edge_config.json", ()) or {}
         return list(config.get("sparse_vectors") or {})
 
-    def retrieve(self, name: str, ids: list[str]) -> list[StoredPoint]:
+    def retrieve(self, name: str, ids: list[str], windows: bool = False) -> list[StoredPoint]:
         shard = self._shard(name)
         with engine_faults(self._dir(name) / SHARD_DIR, "reading"):
-            records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
-        return [StoredPoint(id=str(r.id), payload=r.payload or {}) for r in records]
+            records = shard.retrieve(list(ids), with_payload=True,
+                                     with_vector=[WINDOWS_NAME] if windows else False)
+        return [StoredPoint.from_record(r, with_vectors=False) for r in records]
 
     def count(self, name: str, query_filter: Any | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=to_edge_filter(query_filter))

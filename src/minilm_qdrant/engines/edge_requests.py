@@ -17,6 +17,7 @@ from qdrant_client import models
 from minilm_qdrant.engines import SearchRequest, Sparse
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.sparse import SPARSE_NAME
+from minilm_qdrant.windows import WINDOWS_NAME
 
 
 def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.QueryRequest:
@@ -35,14 +36,29 @@ def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.Qu
             raise InputError("this search needs the sparse query vector")
         return qe.Query.Nearest(to_edge_sparse(r.sparse), using=SPARSE_NAME)
 
+    def dense_stage(lexical: bool = False) -> tuple[Any, list[qe.Prefetch] | None]:
+        """Nearest pooled vectors; with windows, MaxSim over the candidates of the pooled
+        vector and (``lexical``) of BM25."""
+        if r.windows is None:
+            return nearest_dense(), None
+        rows = np.asarray(r.windows, dtype=np.float32).tolist()
+        candidates = [qe.Prefetch(limit=r.pooled_candidates, query=nearest_dense(), filter=flt,
+                                  params=params)]
+        if lexical:
+            candidates.append(qe.Prefetch(limit=r.candidates, query=nearest_sparse(),
+                                          filter=flt))
+        return qe.Query.Nearest(rows, using=WINDOWS_NAME), candidates
+
     prefetches: list[qe.Prefetch] | None = None
     if r.mode == "dense":
-        query: Any = nearest_dense()
+        query, prefetches = dense_stage()
     elif r.mode == "sparse":
         query = nearest_sparse()
     else:
+        by_dense, below = dense_stage(lexical=True)
         prefetches = [
-            qe.Prefetch(limit=r.candidates, query=nearest_dense(), filter=flt, params=params),
+            qe.Prefetch(limit=r.candidates, query=by_dense, prefetches=below, filter=flt,
+                        params=params),
             qe.Prefetch(limit=r.candidates, query=nearest_sparse(), filter=flt),
         ]
         query = qe.Fusion.Dbsf() if r.fusion == "dbsf" else qe.Fusion.Rrf(k=r.rrf_k)
@@ -50,13 +66,13 @@ def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.Qu
         if dense is None:
             raise InputError("MMR (diversity > 0) needs the dense query vector")
         mmr = qe.Mmr(dense, 1.0 - r.diversity, r.candidates)
-        if r.mode != "dense":  # MMR re-ranks the candidates of the sparse or fused stage
+        if r.mode != "dense" or prefetches:  # MMR re-ranks the candidates of the stage
             prefetches = [qe.Prefetch(limit=r.candidates, query=query,
                                       prefetches=prefetches, filter=flt, params=params)]
         query = mmr
     return qe.QueryRequest(
         limit=r.k, query=query, prefetches=prefetches, filter=flt, params=params,
-        with_payload=True,
+        with_payload=True, with_vector=[WINDOWS_NAME] if r.with_windows else None,
     )
 
 
@@ -194,11 +210,17 @@ def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
         optimizers = qe.EdgeOptimizersConfig(indexing_threshold=max(1, opts["full_scan_threshold"]))
     sparse = {name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
               for name in meta.get("sparse_vectors", [])}
-    return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(
+    dense = qe.EdgeVectorParams(
+        size=int(meta["size"]), distance=_DISTANCE[meta["distance"]], on_disk=opts.get("on_disk"))
+    vectors: Any = dense
+    if WINDOWS_NAME in meta.get("multivectors", []):  # ranked by MaxSim, never searched by HNSW
+        vectors = {"": dense, WINDOWS_NAME: qe.EdgeVectorParams(
             size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
             on_disk=opts.get("on_disk"),
-        ),
+            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+            hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))}
+    return qe.EdgeConfig(
+        vectors=vectors,
         sparse_vectors=sparse or None,
         on_disk_payload=opts.get("on_disk_payload"),
         hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers,

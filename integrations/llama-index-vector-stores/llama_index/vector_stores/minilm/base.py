@@ -222,12 +222,22 @@ def _document(node: BaseNode) -> Document:
 
 def _node(found: Document | Hit) -> BaseNode:
     """A LlamaIndex node from a stored document; one the CLI or LangChain wrote (no extra)
-    becomes a TextNode with its id, text and metadata."""
+    becomes a TextNode with its id, text and metadata. A hit in a longer text comes back as
+    the passage that answered: the node's text is that window, ``start_char_idx`` /
+    ``end_char_idx`` locate it (in the source document where the node had offsets, else in
+    the node's stored text, which `get_nodes` returns whole)."""
     if "_node_content" in found.extra:
         node = metadata_dict_to_node(dict(found.extra), text=found.text)
         node.metadata = dict(found.metadata)  # the payload's metadata is the one kept current
-        return node
-    return TextNode(id_=str(found.id), text=found.text, metadata=dict(found.metadata))
+    else:
+        node = TextNode(id_=str(found.id), text=found.text, metadata=dict(found.metadata))
+    part = found.passage if isinstance(found, Hit) else None
+    if part is not None and (part.start, part.end) != (0, len(found.text)) and \
+            isinstance(node, TextNode):
+        base = node.start_char_idx or 0
+        node.text = part.text
+        node.start_char_idx, node.end_char_idx = base + part.start, base + part.end
+    return node
 
 
 def _ref_doc(ids: list[str]) -> models.Filter:

@@ -19,6 +19,12 @@ class MiniLMEmbedding(BaseEmbedding):
     LlamaIndex splits batches by ``embed_batch_size``; the core embedder runs each batch.
     Weights load on first use, once per process.
 
+    Long texts: LlamaIndex's interface is one vector a text, so a text over the model's limit
+    (256 word pieces; SentenceSplitter's default nodes are 1,024 tokens) is embedded from its
+    first 254 word pieces only (counted, one warning a call). `MiniLMVectorStore`
+    (llama-index-vector-stores-minilm) embeds every window of a longer node itself and
+    returns the passage that answered.
+
     Example:
         ```python
         from llama_index.core import Settings

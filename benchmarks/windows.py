@@ -1,0 +1,218 @@
+"""Long documents: windows against truncation, quality by mode on every set, ingest cost, query
+latency, disk and memory.
+
+    PYTHONPATH=src python benchmarks/windows.py quality [--sets scifact-long:train scifact:train
+        nfcorpus:dev irled2017:dev] [--cache DIR]
+    PYTHONPATH=src python benchmarks/windows.py ingest [--scifact 1000] [--long 100]
+    PYTHONPATH=src python benchmarks/windows.py query [--docs 5000]
+
+1. ``quality``: each set indexed once per layout through `Collection` (Edge, BM25): ``windows``
+   (today's default: every window embedded, pooled HNSW candidates ranked by MaxSim) and
+   ``truncated`` (``CollectionOptions(windows=None)``: one vector of the first 254 word pieces,
+   the layout before windows; only on the long sets). Every judged query is searched in each
+   mode through `eval` (the CLI's code path): dense, sparse, hybrid DBSF and RRF (k=60), 100
+   candidates a side. NDCG@10, Recall@100 and, where the set records the cited span
+   (scifact-long), passage@10. Indexes are kept in ``--cache`` and reused.
+2. ``ingest``: the first N SciFact abstracts and N SciFact-long documents indexed into fresh
+   stores, windowed and truncated, each in a child process of its own (its peak RSS is its
+   own), alternated: word pieces embedded per second (per-token cost), docs/s, disk per 1,000
+   documents.
+3. ``query``: one query at a time, embed + hybrid search (MaxSim rescoring inside Qdrant), p50 /
+   p99, at the 648 SciFact-long documents and at ``--docs`` long documents made from their real
+   window vectors (each document's windows again with Gaussian noise, sigma 0.01, renormalised).
+
+Writes ``windows-<part>.json`` beside this file; the figures are in README.md's
+"Long documents" and ``windows.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+MODES = [("dense", "dbsf"), ("sparse", "dbsf"), ("hybrid", "rrf"), ("hybrid", "dbsf")]
+LONG_SETS = {"scifact-long", "irled2017"}
+MODEL = "all-MiniLM-L6-v2"
+
+
+def cpu() -> dict[str, Any]:
+    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                 if line.startswith("model name")), platform.processor())
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    kind = "AMX" if "amx_tile" in flags else "AVX-512 BF16" if "avx512_bf16" in flags \
+        else "AVX-512" if "avx512f" in flags else "AVX2 only"
+    return {"cpu": name, "class": kind, "cores": os.cpu_count()}
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def quality(sets: list[str], cache: Path, backend: str) -> list[dict[str, Any]]:
+    from minilm_qdrant import Collection, CollectionOptions, Embedder
+    from minilm_qdrant.eval import evaluate, load_beir
+
+    rows = []
+    embedder = Embedder(MODEL, backend=backend)
+    for item in sets:
+        name, split = item.split(":")
+        data = load_beir(SHARED / name, split)
+        layouts = ["windows", "truncated"] if name in LONG_SETS else ["windows"]
+        for layout in layouts:
+            options = CollectionOptions() if layout == "windows" \
+                else CollectionOptions(windows=None)
+            where = cache / (name if layout == "windows" else f"{name}-truncated")
+            with Collection(f"beir-{name}", embedder, path=str(where), options=options) as col:
+                for mode, fusion in MODES:
+                    result = evaluate(col, data, mode=mode, fusion=fusion)  # type: ignore[arg-type]
+                    row = {"set": name, "split": split, "layout": layout, **result.as_dict(),
+                           "disk_mb": round(disk_bytes(where) / 2**20, 1)}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    return rows
+
+
+def ingest_child(kind: str, layout: str, n: int, backend: str) -> dict[str, Any]:
+    """One ingest in this (child) process: a fresh store, the first ``n`` documents."""
+    from minilm_qdrant import Collection, CollectionOptions, Embedder
+    from minilm_qdrant.eval import load_beir
+
+    data = load_beir(SHARED / kind, "train")
+    docs = [d for _, d in zip(range(n), data.documents(), strict=False)]
+    options = CollectionOptions() if layout == "windows" else CollectionOptions(windows=None)
+    embedder = Embedder(MODEL, backend=backend)
+    embedder.load()
+    embedder.embed_documents(["warm up the backend"] * 8)
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        with Collection("c", embedder, path=tmp, options=options) as col:
+            began = time.perf_counter()
+            report = col.upsert(docs)
+            seconds = time.perf_counter() - began
+        disk = disk_bytes(Path(tmp))
+    rss = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text()
+               .splitlines() if line.startswith("VmHWM:"))
+    chars = sum(len(d.text) for d in docs)
+    return {"set": kind, "layout": layout, "docs": len(docs), "seconds": round(seconds, 2),
+            "tokens": report.tokens, "windows": report.windows, "windowed": report.windowed,
+            "truncated": report.truncated, "tokens_per_s": round(report.tokens / seconds),
+            "docs_per_s": round(len(docs) / seconds, 1),
+            "us_per_token": round(seconds / report.tokens * 1e6, 2),
+            "chars_per_s": round(chars / seconds), "disk_mb_per_1k": round(
+                disk / 2**20 * 1000 / len(docs), 1), "peak_rss_mib": round(rss)}
+
+
+def ingest(sizes: dict[str, int], backend: str, rounds: int) -> list[dict[str, Any]]:
+    rows = []
+    for _ in range(rounds):
+        for kind, n in sizes.items():
+            for layout in ("truncated", "windows"):
+                out = subprocess.run(
+                    [sys.executable, __file__, "ingest-child", kind, layout, str(n), backend],
+                    capture_output=True, text=True, check=True)
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def query(cache: Path, docs: int, backend: str, count: int) -> list[dict[str, Any]]:
+    from minilm_qdrant import Collection, Embedder
+    from minilm_qdrant.documents import point_id
+    from minilm_qdrant.eval import load_beir
+
+    data = load_beir(SHARED / "scifact-long", "train")
+    queries = list(data.queries.values())[:count]
+    embedder = Embedder(MODEL, backend=backend)
+    rows = []
+    with Collection("beir-scifact-long", embedder, path=str(cache / "scifact-long"),
+                    create=False) as col:
+        points = [p for page in col.engine.scroll(col.name, 256) for p in page]
+        rows.append(_latency(col, queries, len(points)))
+        if docs > len(points):
+            rng = np.random.default_rng(0)
+            with tempfile.TemporaryDirectory(dir="/tmp") as tmp, Collection(
+                    "big", embedder, path=tmp) as big:
+                began = time.perf_counter()
+                written = 0
+                while written < docs:
+                    batch = points[:min(len(points), docs - written)]
+                    windows = [_noisy(p.windows, rng) for p in batch]
+                    dense = np.stack([embedder.pooled(w) for w in windows])
+                    ids = [point_id(f"{written + i}") for i in range(len(batch))]
+                    payloads = [{**p.payload, "doc_id": f"{written + i}"}
+                                for i, p in enumerate(batch)]
+                    sparse = [p.sparse for p in batch]
+                    big.engine.upsert(big.name, ids, dense, payloads, sparse, windows)
+                    written += len(batch)
+                big.engine.optimize(big.name)
+                build = time.perf_counter() - began
+                vectors = int(sum(len(p.windows) for p in points) * docs / len(points))
+                rows.append({**_latency(big, queries, docs), "build_seconds": round(build, 1),
+                             "window_vectors": vectors,
+                             "disk_mb": round(disk_bytes(Path(tmp)) / 2**20)})
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def _noisy(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    noisy = rows + rng.normal(0, 0.01, rows.shape).astype(np.float32)
+    return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _latency(col: Any, queries: list[str], docs: int) -> dict[str, Any]:
+    col.search(queries[0], k=10)  # warm
+    millis = []
+    for text in queries:
+        began = time.perf_counter()
+        col.search(text, k=10)  # embed (windowed when long) + hybrid with MaxSim, in Qdrant
+        millis.append((time.perf_counter() - began) * 1000)
+    p50, p99 = np.percentile(millis, [50, 99])
+    return {"docs": docs, "queries": len(millis), "p50_ms": round(float(p50), 2),
+            "p99_ms": round(float(p99), 2), "backend": col.embedder.backend_name}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "ingest-child":
+        kind, layout, n, backend = sys.argv[2:6]
+        print(json.dumps(ingest_child(kind, layout, int(n), backend)))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("part", choices=["quality", "ingest", "query"])
+    parser.add_argument("--sets", nargs="+", default=[
+        "scifact-long:train", "scifact:train", "nfcorpus:dev"])
+    parser.add_argument("--cache", type=Path, default=HERE / ".cache" / "windows")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--scifact", type=int, default=1000)
+    parser.add_argument("--long", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    began = time.time()
+    if args.part == "quality":
+        rows = quality(args.sets, args.cache, args.backend)
+    elif args.part == "ingest":
+        rows = ingest({"scifact": args.scifact, "scifact-long": args.long}, args.backend,
+                      args.rounds)
+    else:
+        rows = query(args.cache, args.docs, args.backend, args.queries)
+    out = {"meta": {**cpu(), "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:],
+                    "seconds": round(time.time() - began)}, "rows": rows}
+    (HERE / f"windows-{args.part}.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

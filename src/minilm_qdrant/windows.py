@@ -1,0 +1,146 @@
+"""Windows: a text of any length cut into overlapping spans that fit the model, each embedded.
+
+A document longer than the model's limit (256 word pieces for all-MiniLM-L6-v2) is cut on the
+model's own tokenizer into windows of at most ``size`` word pieces overlapping by about
+``overlap``; a cut prefers a paragraph end, then a sentence end, then a word start, within the
+last quarter of a window. Windows are kept as character offsets into the text, so a hit can hand
+back the passage that answered. A text that fits is one window: the whole text.
+
+Knows nothing of engines or the CLI: the write path, the query path and the hits use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from minilm_qdrant.errors import InputError
+
+WINDOWS_NAME = "windows"
+"""The named multivector holding every window's vector (MaxSim)."""
+SPANS_KEY = "windows"
+"""Payload key: the windows' ``[start, end]`` character offsets in the stored text."""
+Span = tuple[int, int]
+_SENTENCE_END = {".", "!", "?", ";", ":"}
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """How long texts are cut; part of a collection's fingerprint (queries are cut the same
+    way as its documents)."""
+
+    size: int | None = None
+    """Word pieces per window; None: the model's limit (special tokens and prompt aside)."""
+    overlap: int = 64
+    """Word pieces two neighbouring windows share (context across a cut)."""
+
+    def resolved(self, limit: int) -> WindowSettings:
+        """With ``size`` fixed: the model's ``limit`` where None, never above it."""
+        size = limit if self.size is None else self.size
+        if size > limit:
+            raise InputError(f"window size {size} is over the model's limit of {limit} "
+                             "word pieces; choose a size up to it")
+        if size < 8 or not 0 <= self.overlap <= size // 2:
+            raise InputError(f"windows need size >= 8 and 0 <= overlap <= size / 2; got size "
+                             f"{size}, overlap {self.overlap}")
+        return WindowSettings(size, self.overlap)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "overlap": self.overlap}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowSettings:
+        return cls(size=data.get("size"), overlap=int(data.get("overlap", 64)))
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The window of a hit that best matches the query: its text and character offsets in the
+    document's stored text (``text == document[start:end]``)."""
+
+    text: str
+    start: int
+    end: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "end": self.end}
+
+
+class Windows:
+    """Cuts texts into windows of one model's tokenizer (``settings`` resolved)."""
+
+    def __init__(self, tokenizer: Tokenizer, settings: WindowSettings) -> None:
+        if settings.size is None:
+            raise ValueError("resolve the window size first (WindowSettings.resolved)")
+        self.settings = settings
+        self.size: int = settings.size
+        self.overlap = settings.overlap
+        self._tokenizer = tokenizer
+
+    def cut(self, texts: Sequence[str]) -> list[list[Span]]:
+        """The windows of each text, as character spans, in order."""
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [self._cut(text, e) for text, e in zip(texts, encodings, strict=True)]
+
+    def _cut(self, text: str, enc: Encoding) -> list[Span]:
+        offsets, tokens, n = enc.offsets, enc.tokens, len(enc.ids)
+        if n <= self.size:
+            return [(0, len(text))]
+        rank = [_boundary(text, offsets, tokens, i) for i in range(n)]
+        spans: list[Span] = []
+        start = 0
+        while True:
+            end = start + self.size
+            if end >= n:
+                spans.append((offsets[start][0], offsets[n - 1][1]))
+                return spans
+            lowest = start + max(1, self.size * 3 // 4)
+            best = max(range(lowest, end + 1), key=lambda j: (rank[j], j))
+            if rank[best] == 0:
+                best = end  # one word longer than a quarter window: cut inside it
+            spans.append((offsets[start][0], offsets[best - 1][1]))
+            after = max(best - self.overlap, start + 1)
+            start = next((j for j in range(after, best) if rank[j] > 0), after)
+
+
+def _boundary(text: str, offsets: list[tuple[int, int]], tokens: list[str], i: int) -> int:
+    """How good a cut before token ``i`` is: 3 paragraph (a blank line), 2 sentence (or line)
+    end, 1 word start, 0 inside a word."""
+    if i == 0 or tokens[i].startswith("##"):
+        return 0
+    gap = text[offsets[i - 1][1]:offsets[i][0]]
+    if gap.count("\n") > 1:
+        return 3
+    if "\n" in gap or tokens[i - 1] in _SENTENCE_END:
+        return 2
+    return 1
+
+
+def pool(rows: np.ndarray, normalize: bool) -> np.ndarray:
+    """One vector for a document's windows (HNSW candidates): their mean, normalised like
+    the model's vectors. A one-window document's is its window's."""
+    if len(rows) == 1:
+        return np.asarray(rows[0], dtype=np.float32)
+    mean = rows.mean(axis=0)
+    if normalize:
+        mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return mean.astype(np.float32)
+
+
+def best_window(query: np.ndarray, windows: np.ndarray) -> int:
+    """The window that answers ``query`` (rows: its windows) best: the highest summed
+    similarity over the query's windows (MaxSim's own terms)."""
+    return int(np.argmax(np.atleast_2d(windows) @ np.atleast_2d(query).T @ np.ones(
+        np.atleast_2d(query).shape[0])))
+
+
+def passage(text: str, spans: Sequence[Sequence[int]] | None, index: int) -> Passage:
+    """The passage of window ``index`` (the whole text where the document is one window)."""
+    if not spans or len(spans) == 1:
+        return Passage(text, 0, len(text))
+    start, end = spans[index]
+    return Passage(text[start:end], int(start), int(end))

@@ -1,0 +1,192 @@
+"""Documents of any length: windows cut on the model's tokenizer, every window embedded and
+stored (MaxSim multivector beside a pooled vector), the passage that answered on every hit,
+long queries windowed; on Qdrant Edge and qdrant-client local mode with the real weights."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import engine_path
+from faults import record
+
+from minilm_qdrant import Collection, Document, Embedder
+from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.windows import WindowSettings
+
+PROGRAMME = Path(__file__).resolve().parents[1] / "examples" / "conference.jsonl"
+SESSIONS = [json.loads(line) for line in PROGRAMME.read_text().splitlines()]
+
+
+def long_documents(per: int = 9) -> tuple[list[Document], dict[str, tuple[str, int, int]]]:
+    """The programme joined ``per`` sessions a document (titled sections, blank lines
+    between), and where each session sits: session id -> (document id, start, end)."""
+    docs: list[Document] = []
+    where: dict[str, tuple[str, int, int]] = {}
+    for n, first in enumerate(range(0, len(SESSIONS), per)):
+        text, doc_id = "", f"L{n}"
+        for s in SESSIONS[first:first + per]:
+            section = f"{s['title']}\n{s['text']}"
+            start = len(text) + (2 if text else 0)
+            text = f"{text}\n\n{section}" if text else section
+            where[s["id"]] = (doc_id, start, start + len(section))
+        docs.append(Document(text, {"part": n}, id=doc_id))
+    return docs, where
+
+
+@pytest.fixture(params=["edge", "local-path"])
+def col(request: pytest.FixtureRequest, embedder: Embedder, tmp_path: Path) -> Collection:
+    with Collection("long", embedder, path=engine_path(request.param, tmp_path)) as c:
+        yield c
+
+
+def test_windows_fit_the_model_cover_every_token_and_prefer_sentence_ends(
+        embedder: Embedder) -> None:
+    cutter = embedder.windows(WindowSettings())
+    assert cutter.size == 254 and cutter.overlap == 64  # 256 less [CLS] and [SEP]
+    docs, _ = long_documents()
+    tokenizer = embedder.tokenizer()
+    for doc in docs:
+        spans = cutter.cut([doc.text])[0]
+        assert len(spans) > 1
+        covered = np.zeros(len(doc.text), dtype=bool)
+        for a, b in spans:
+            assert len(tokenizer.encode(doc.text[a:b], add_special_tokens=False).ids) <= 254
+            covered[a:b] = True
+        gaps = "".join(c for c, seen in zip(doc.text, covered, strict=True) if not seen)
+        assert not gaps.strip()  # every character but whitespace is in a window
+        assert all(a2 < b1 for (_, b1), (a2, _) in itertools.pairwise(spans))  # overlap
+        ends = [doc.text[b - 1] in ".!?" or doc.text[b:b + 1] == "\n" for a, b in spans[:-1]]
+        assert sum(ends) >= len(ends) * 0.75  # cut at sentence or line ends
+    assert cutter.cut(["a short text"]) == [[(0, 12)]]
+
+
+def test_every_window_is_stored_and_a_fact_deep_in_a_document_is_found(col: Collection) -> None:
+    docs, where = long_documents()
+    report = col.upsert(docs)
+    assert report.ok and report.truncated == 0 and report.windowed == len(docs)
+    assert report.windows > 3 * len(docs)
+    stored = {p.payload["doc_id"]: p for page in col.engine.scroll(col.name, 64)
+              for p in page}
+    cutter = col.windows
+    assert cutter is not None
+    for doc in docs:
+        spans = cutter.cut([doc.text])[0]
+        point = stored[doc.id]
+        assert point.windows is not None and point.windows.shape == (len(spans), 384)
+        assert point.sparse is not None and len(point.sparse.indices) > 0
+        assert point.payload["windows"] == [list(s) for s in spans]
+        alone = col.embedder.embed_documents([doc.text[a:b] for a, b in spans])
+        assert np.abs(point.windows - alone).max() < 1e-4  # each window embedded on its own
+    # sessions late in their document: truncation to 256 word pieces never saw them
+    late = [s for s in SESSIONS if where[s["id"]][1] > 3000]
+    assert len(late) >= 6
+    found = passages = 0
+    for s in late:
+        for mode in ("dense", "hybrid"):
+            hits = col.search(s["title"], k=1, mode=mode)  # type: ignore[arg-type]
+            doc_id, start, end = where[s["id"]]
+            if hits[0].id == doc_id:
+                found += 1
+                p = hits[0].passage
+                assert p is not None and p.text == hits[0].text[p.start:p.end]
+                passages += p.start < end and start < p.end
+    assert found >= 0.9 * 2 * len(late) and passages >= 0.9 * found
+    record("long documents: sessions deep in 4 joined documents, searched by title",
+           f"found {found} of {2 * len(late)} (dense, hybrid); passage overlaps the session in "
+           f"{passages}", 2 * len(late), found)
+
+
+def test_a_long_query_is_windowed_and_finds_the_document_it_comes_from(col: Collection) -> None:
+    docs, _ = long_documents()
+    col.upsert(docs)
+    assert col.windows is not None
+    for doc in docs:
+        query = doc.text[len(doc.text) // 3:]  # a document as a query: several windows
+        rows = col.embedder.embed_query_windows(query, col.windows)
+        assert len(rows) > 1
+        for mode in ("dense", "hybrid"):
+            assert col.search(query, k=1, mode=mode)[0].id == doc.id  # type: ignore[arg-type]
+
+
+def test_sparse_hits_and_short_documents_carry_a_passage_too(col: Collection) -> None:
+    docs, where = long_documents()
+    col.upsert([*docs, Document("A short note on vector quantisation.", id="short")])
+    doc_id, start, end = where["s03"]
+    hit = col.search("scalar product binary quantisation codebooks", k=1, mode="sparse")[0]
+    assert hit.id == doc_id and hit.passage is not None
+    assert hit.passage.start < end and start < hit.passage.end
+    short = next(h for h in col.search("short note quantisation", k=5) if h.id == "short")
+    assert short.passage is not None and short.passage.text == short.text
+    assert (short.passage.start, short.passage.end) == (0, len(short.text))
+    assert "passage" in short.as_dict()
+
+
+def test_a_rerun_skips_unchanged_long_documents_and_reembeds_changed_ones(
+        col: Collection) -> None:
+    docs, _ = long_documents()
+    col.upsert(docs)
+    again = col.upsert(docs)
+    assert again.unchanged == len(docs) and again.windows == 0 and again.tokens == 0
+    edited = [Document(docs[0].text + " An added closing sentence.", docs[0].metadata,
+                       id=docs[0].id), *docs[1:]]
+    third = col.upsert(edited)
+    assert third.unchanged == len(docs) - 1 and third.written == 1 and third.windowed == 1
+
+
+def test_windows_settings_are_in_the_fingerprint_and_queries_follow_them(
+        embedder: Embedder, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    settings = WindowSettings(size=128, overlap=32)
+    docs, _ = long_documents()
+    with Collection("c", embedder, path=store,
+                    options=CollectionOptions(windows=settings)) as col:
+        report = col.upsert(docs)
+    with Collection("c", path=store) as reopened:  # the stored settings, not the defaults
+        assert reopened.windows is not None
+        assert (reopened.windows.size, reopened.windows.overlap) == (128, 32)
+        n = sum(len(reopened.windows.cut([d.text])[0]) for d in docs)
+        assert n == report.windows
+    with pytest.raises(Exception, match="over the model's limit of 254"):
+        Collection("d", embedder, path=store, options=CollectionOptions(
+            windows=WindowSettings(size=400)))
+
+
+def test_a_collection_without_windows_keeps_working_and_reembed_moves_it(
+        embedder: Embedder, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    docs, where = long_documents()
+    with Collection("old", embedder, path=store,
+                    options=CollectionOptions(windows=None)) as old:
+        report = old.upsert(docs)
+        assert report.truncated == len(docs) and not old.windowed
+        hit = old.search("Shrinking Embeddings quantisation", k=1)[0]  # works as before
+        assert hit.passage is not None and hit.passage.text == hit.text
+        moved = old.reembed(embedder, to_collection="new")  # same model: every window now
+        assert moved.written == len(docs)
+    with Collection("new", path=store) as new:
+        assert new.windowed and new.count() == len(docs)
+        late = [s for s in SESSIONS if where[s["id"]][1] > 3000]
+        assert sum(new.search(s["title"], k=1, mode="dense")[0].id == where[s["id"]][0]
+                   for s in late) >= 0.9 * len(late)
+
+
+def test_push_carries_every_window(embedder: Embedder, tmp_path: Path) -> None:
+    from minilm_qdrant.push import push
+
+    docs, _ = long_documents()
+    store = str(tmp_path / "edge")
+    with Collection("c", embedder, path=store) as col:
+        col.upsert(docs)
+        before = {h.id: (round(h.score, 4), h.passage) for h in col.search("HNSW graphs", k=4)}
+    report = push(path=store, collection="c", to_path=str(tmp_path / "target"), batch_size=2)
+    assert report.ok and report.copied == len(docs)
+    with Collection("c", path=str(tmp_path / "target")) as target:
+        assert target.windowed
+        after = {h.id: (round(h.score, 4), h.passage) for h in target.search("HNSW graphs", k=4)}
+        points = [p for page in target.engine.scroll("c", 64) for p in page]
+    assert after == before
+    assert all(p.windows is not None and len(p.windows) > 1 for p in points)
