@@ -9,7 +9,7 @@ latency, disk and memory.
 1. ``quality``: each set indexed once per layout through `Collection` (Edge, BM25): ``windows``
    (today's default: every window embedded, pooled HNSW candidates ranked by MaxSim) and
    ``truncated`` (``CollectionOptions(windows=None)``: one vector of the first 254 word pieces,
-   the layout before windows; only on the long sets). Every judged query is searched in each
+   the layout before windows; ``--layouts`` picks). Every judged query is searched in each
    mode through `eval` (the CLI's code path): dense, sparse, hybrid DBSF and RRF (k=60), 100
    candidates a side. NDCG@10, Recall@100 and, where the set records the cited span
    (scifact-long), passage@10. Indexes are kept in ``--cache`` and reused.
@@ -18,8 +18,9 @@ latency, disk and memory.
    own), alternated: word pieces embedded per second (per-token cost), docs/s, disk per 1,000
    documents.
 3. ``query``: one query at a time, embed + hybrid search (MaxSim rescoring inside Qdrant), p50 /
-   p99, at the 648 SciFact-long documents and at ``--docs`` long documents made from their real
-   window vectors (each document's windows again with Gaussian noise, sigma 0.01, renormalised).
+   p99, at the SciFact-long documents in ``--cache`` (the first ``--source`` of them indexed
+   there when absent) and at ``--docs`` long documents made from their real window vectors
+   (each document's windows again with Gaussian noise, sigma 0.01, renormalised).
 
 Writes ``windows-<part>.json`` beside this file; the figures are in README.md's
 "Long documents" and ``windows.md``.
@@ -60,7 +61,8 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def quality(sets: list[str], cache: Path, backend: str) -> list[dict[str, Any]]:
+def quality(sets: list[str], cache: Path, backend: str,
+            layouts: list[str]) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, CollectionOptions, Embedder
     from minilm_qdrant.eval import evaluate, load_beir
 
@@ -69,7 +71,6 @@ def quality(sets: list[str], cache: Path, backend: str) -> list[dict[str, Any]]:
     for item in sets:
         name, split = item.split(":")
         data = load_beir(SHARED / name, split)
-        layouts = ["windows", "truncated"] if name in LONG_SETS else ["windows"]
         for layout in layouts:
             options = CollectionOptions() if layout == "windows" \
                 else CollectionOptions(windows=None)
@@ -127,7 +128,8 @@ def ingest(sizes: dict[str, int], backend: str, rounds: int) -> list[dict[str, A
     return rows
 
 
-def query(cache: Path, docs: int, backend: str, count: int) -> list[dict[str, Any]]:
+def query(cache: Path, docs: int, backend: str, count: int,
+          source: int) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, Embedder
     from minilm_qdrant.documents import point_id
     from minilm_qdrant.eval import load_beir
@@ -136,8 +138,9 @@ def query(cache: Path, docs: int, backend: str, count: int) -> list[dict[str, An
     queries = list(data.queries.values())[:count]
     embedder = Embedder(MODEL, backend=backend)
     rows = []
-    with Collection("beir-scifact-long", embedder, path=str(cache / "scifact-long"),
-                    create=False) as col:
+    with Collection("beir-scifact-long", embedder, path=str(cache / "scifact-long")) as col:
+        if col.count() == 0:
+            col.upsert([d for _, d in zip(range(source), data.documents(), strict=False)])
         points = [p for page in col.engine.scroll(col.name, 256) for p in page]
         rows.append(_latency(col, queries, len(points)))
         if docs > len(points):
@@ -193,6 +196,8 @@ def main() -> None:
     parser.add_argument("part", choices=["quality", "ingest", "query"])
     parser.add_argument("--sets", nargs="+", default=[
         "scifact-long:train", "scifact:train", "nfcorpus:dev"])
+    parser.add_argument("--layouts", nargs="+", default=["windows", "truncated"],
+                        choices=["windows", "truncated"])
     parser.add_argument("--cache", type=Path, default=HERE / ".cache" / "windows")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--scifact", type=int, default=1000)
@@ -200,18 +205,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--docs", type=int, default=5000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--source", type=int, default=648)
     args = parser.parse_args()
     began = time.time()
     if args.part == "quality":
-        rows = quality(args.sets, args.cache, args.backend)
+        rows = quality(args.sets, args.cache, args.backend, args.layouts)
     elif args.part == "ingest":
         rows = ingest({"scifact": args.scifact, "scifact-long": args.long}, args.backend,
                       args.rounds)
     else:
-        rows = query(args.cache, args.docs, args.backend, args.queries)
-    out = {"meta": {**cpu(), "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:],
-                    "seconds": round(time.time() - began)}, "rows": rows}
-    (HERE / f"windows-{args.part}.json").write_text(json.dumps(out, indent=1) + "\n")
+        rows = query(args.cache, args.docs, args.backend, args.queries, args.source)
+    meta = {**cpu(), "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:],
+            "seconds": round(time.time() - began)}
+    target = HERE / f"windows-{args.part}.json"
+    if args.part == "quality" and target.exists():  # a run adds to (or replaces) earlier rows
+        earlier = json.loads(target.read_text())
+        key = ("set", "split", "layout", "mode")
+        fresh = {tuple(r[k] for k in key) for r in rows}
+        rows = [r for r in earlier["rows"] if tuple(r[k] for k in key) not in fresh] + rows
+        meta = {"runs": [*earlier.get("runs", [earlier["meta"]]), meta]}
+    target.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
