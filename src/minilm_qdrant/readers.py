@@ -60,9 +60,12 @@ def read_documents(
         try:
             doc = parse(raw)
         except EmptyText as exc:
-            if not skip_empty:
+            if skip_empty:
+                stats.empty.append(exc.doc_id if exc.doc_id is not None else f"line {lineno}")
+                continue
+            if not skip_invalid:
                 raise InputError(f"{path}:{lineno}: {exc}") from None
-            stats.empty.append(exc.doc_id if exc.doc_id is not None else f"line {lineno}")
+            stats.skipped += 1
             continue
         except InputError as exc:
             if not skip_invalid:
