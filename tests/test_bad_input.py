@@ -67,6 +67,9 @@ def test_bad_lines_stop_or_are_skipped_and_nothing_stored_is_lost(run, tmp_path:
     record("JSONL line 2 not JSON (CLI, default)", "exit 1, 'bad.jsonl:2: not valid JSON', "
            "lines before it written", 4, run.count())
 
+    assert "Rerun the same ingest" not in err  # a rerun cannot fix a bad line
+    assert "Fix or leave out the document at fault" in err
+
     code, out, err = run(str(bad), "--skip-invalid")
     assert code == 0, err
     assert "skipped invalid lines: 5" in out and "duplicate ids (last kept): 1" in out
@@ -127,3 +130,16 @@ def test_csv_with_an_unclosed_quote_is_named_and_the_rows_before_it_are_stored(
     assert run.count() == 2
     record("CSV with an unclosed quote on line 4 (CLI)", "exit 1, one line naming bad.csv:4; "
            "the rows before it written", 2, run.count())
+
+
+def test_a_folder_or_a_missing_file_is_refused_before_any_store_exists(
+        run, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    for given, why in ((tmp_path / "docs", "is a folder"), (tmp_path / "nope.jsonl",
+                                                             "no such file")):
+        code, _, err = run(str(given))
+        assert code == 1 and f"{given}: {why}" in err and len(err.strip().splitlines()) == 1
+        assert "Rerun" not in err and "Traceback" not in err
+        assert not (tmp_path / "store").exists()  # nothing created: the retry is clean
+    record("index of a folder / of a missing file (CLI)", "exit 1, one line naming it; no store "
+           "created, no 'rerun' advice", 0, 0)

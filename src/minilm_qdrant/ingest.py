@@ -288,8 +288,10 @@ class WritePath:
             raise IngestError(
                 f"Ingest stopped: {report.written} documents written; not written: "
                 f"{preview(failed) or 'the document at fault'} and any later documents. "
-                f"Cause: {exc} "
-                "Rerun the same ingest to complete it (no duplicates).",
+                f"Cause: {exc} " + (
+                    "Fix or leave out the document at fault, then rerun: what is written is "
+                    "skipped, not embedded again." if isinstance(exc, InputError)
+                    else "Rerun the same ingest to complete it (no duplicates)."),
                 report,
             ) from exc
         finally:  # now, not when a traceback lets go of it: the stage thread stops first

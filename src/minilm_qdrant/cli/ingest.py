@@ -27,6 +27,7 @@ from minilm_qdrant.cli.common import (
 from minilm_qdrant.collection import DEFAULT_COLLECTION
 from minilm_qdrant.diskspace import room_for
 from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.errors import InputError
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.readers import ReadStats, count_lines, read_documents
 
@@ -57,6 +58,10 @@ def index(
 ) -> None:
     """Embed a file's documents and store them (rerunning it never duplicates)."""
     with one_line_errors():
+        if file.is_dir():  # before anything is loaded or created: a rerun cannot help
+            raise InputError(f"{file}: is a folder; index takes one JSONL, CSV or text file")
+        if not file.exists():
+            raise InputError(f"{file}: no such file")
         # no --model: the collection's own model, or the registry default for a new collection
         embedder = make_embedder(model, pooling, backend)
         stats = ReadStats()
