@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from faults import as_from_a_terminal, interrupt_when, record
 
-from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder
+from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder, MiniLMQdrantError
 from minilm_qdrant.labelled import load_labelled
 from minilm_qdrant.tune import CARD_FILE, Settings, TuneRefused, tune
 
@@ -185,3 +185,13 @@ def test_reembed_into_the_tuned_model_then_search_without_model(tuned: Path, tmp
         assert new.embedder.fingerprint == Embedder(str(tuned)).fingerprint
         assert new.count() == 36
     assert json.loads(hits.stdout)[0]["metadata"]["track"]
+
+
+def test_a_missing_extra_is_named_before_any_work(data: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # as if the extra were not installed
+    with pytest.raises(MiniLMQdrantError, match=r"the .tune. extra \(accelerate is missing\)"):
+        tune(data, tmp_path / "out", model=MODEL, path=str(tmp_path / "base"))
+    assert not (tmp_path / "base").exists() and not (tmp_path / "out").exists()  # nothing done
+    record("tune without the 'tune' extra", "refused at once, one line naming it; nothing "
+           "indexed, nothing written", 0, 0)

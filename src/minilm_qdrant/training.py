@@ -44,7 +44,8 @@ class Settings:
                 f"{self.lr}): epochs >= 1, batch size >= 2 and 0 < lr < 1")
 
 
-def _require() -> None:
+def require() -> None:
+    """Refuse at once, in one line, where the 'tune' extra is missing (before any work)."""
     try:
         import accelerate  # noqa: F401
         import datasets  # noqa: F401
@@ -60,7 +61,7 @@ def train(
     """Train from the model folder ``base`` on ``rows`` (anchor, positive[, negative]) and save
     the model to ``out``; resumes from the last checkpoint under ``checkpoints``. Returns the
     training seconds and whether it resumed."""
-    _require()
+    require()
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer

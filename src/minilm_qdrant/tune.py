@@ -27,7 +27,7 @@ from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import Mode
 from minilm_qdrant.errors import InputError, MiniLMQdrantError
 from minilm_qdrant.labelled import Labelled, load_labelled, training_rows
-from minilm_qdrant.training import Settings, train
+from minilm_qdrant.training import Settings, require, train
 
 __all__ = ["Settings", "TuneRefused", "TuneResult", "tune"]
 CARD_FILE = "minilm_qdrant_tune.json"
@@ -80,6 +80,7 @@ def tune(
     temporary store. Raises `TuneRefused` (nothing written; the checkpoints kept, so a rerun
     with ``force`` does not train again) when the held-out figures fall.
     """
+    require()  # the extra first: nothing is indexed or scored for a tuning that cannot run
     settings = settings or Settings()
     out = Path(out)
     if out.exists() and not out.is_dir():
