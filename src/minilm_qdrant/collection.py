@@ -128,12 +128,8 @@ class Collection(Lifecycle):
         """Release the store (and its lock, for embedded stores)."""
         self.engine.close()
 
-    def _call(self, fn: Callable[[], Any], what: str, report: UpsertReport | None = None) -> Any:
-        def counted(_: BaseException) -> None:
-            if report is not None:
-                report.retries += 1
-
-        return retry.call(fn, self.retry_policy, what=what, on_retry=counted)
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        return retry.call(fn, self.retry_policy, what=what)
 
     def _open(
         self, embedder: Embedder | None, options: CollectionOptions, create: bool
