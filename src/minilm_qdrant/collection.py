@@ -134,6 +134,7 @@ class Collection(Lifecycle):
     def _open(
         self, embedder: Embedder | None, options: CollectionOptions, create: bool
     ) -> Embedder:
+        given = embedder is not None
         info = self._call(lambda: self.engine.info(self.name), f"reading collection {self.name!r}")
         if info is None:
             if not create:
@@ -185,6 +186,13 @@ class Collection(Lifecycle):
             )
         mine = embedder.fingerprint
         theirs = {**stored, "dim": info.size, "distance": info.distance}
+        if (theirs != mine or stored != mine) and given and create and not self._call(
+                lambda: self.engine.count(self.name), f"counting {self.name!r}"):
+            # empty: nothing was stored with its model, so it takes the one given now (a
+            # first run that named a model it did not have must not leave a trap behind)
+            self._call(lambda: self.engine.drop(self.name), f"dropping {self.name!r}")
+            self.sparse = self.windows = None
+            return self._open(embedder, options, create)
         if theirs != mine or stored != mine:
             raise CollectionMismatch(
                 f"Collection {self.name!r} holds vectors of {_describe(stored)} "

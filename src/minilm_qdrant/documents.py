@@ -78,8 +78,24 @@ class Hit:
         return cls(doc_id if doc_id is not None else pid, score, payload.get(TEXT_KEY, ""),
                    payload.get(METADATA_KEY) or {}, payload.get(EXTRA_KEY) or {})
 
+    @property
+    def pages(self) -> list[int] | None:
+        """The pages (1-based) of a PDF's passage: where it lies in the file (None for a
+        document that is not a PDF read by `minilm_qdrant.sources`)."""
+        starts = self.metadata.get("pages")
+        if not isinstance(starts, list) or not starts:
+            return None
+        from minilm_qdrant.formats import pages_of
+
+        start, end = (self.passage.start, self.passage.end) if self.passage else (0, len(self.text))
+        return pages_of(starts, start, end)
+
     def as_dict(self) -> dict[str, Any]:
-        found = {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
+        found: dict[str, Any] = {"id": self.id, "score": self.score, "text": self.text,
+                                 "metadata": self.metadata}
         if self.passage is not None:
             found["passage"] = self.passage.as_dict()
+            if self.pages is not None:
+                found["passage"]["pages"] = self.pages
         return found
+

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from minilm_qdrant import sources
 from minilm_qdrant.cli.common import (
     BackendOpt,
     CollectionOpt,
@@ -24,17 +26,20 @@ from minilm_qdrant.cli.common import (
     open_collection,
     parse_where,
 )
-from minilm_qdrant.collection import DEFAULT_COLLECTION
+from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, UpsertReport
 from minilm_qdrant.diskspace import room_for
 from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.readers import ReadStats, count_lines, read_documents
+from minilm_qdrant.sources import MANY_DOCUMENT_SUFFIXES, MAX_FILE_BYTES
 
 
 @app.command()
 def index(
-    file: Annotated[Path, typer.Argument(help="JSONL, CSV (text column) or text file.")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Files and folders: a folder's files (.txt .md .rst .html .pdf) are one document "
+             "each; a JSONL or CSV file holds many.")],
     collection: CollectionOpt = DEFAULT_COLLECTION,
     path: PathOpt = None,
     url: UrlOpt = None,
@@ -47,7 +52,7 @@ def index(
     backend: BackendOpt = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per upsert.")] = 256,
     skip_invalid: Annotated[
-        bool, typer.Option("--skip-invalid", help="Skip and count bad lines.")
+        bool, typer.Option("--skip-invalid", help="Skip and count bad lines and files.")
     ] = False,
     dense_only: Annotated[bool, typer.Option(
         "--dense-only", help="A new collection without BM25 sparse vectors (no hybrid).")
@@ -55,53 +60,104 @@ def index(
     force: Annotated[bool, typer.Option(
         "--force", help="Embed every document, even those already stored unchanged.")
     ] = False,
+    sync: Annotated[bool, typer.Option(
+        "--sync", help="Also delete documents of a folder whose file is gone.")] = False,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only files matching this pattern (repeatable; e.g. '*.md').")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Leave out files and folders matching this pattern (repeatable).")
+    ] = None,
+    lines: Annotated[bool, typer.Option(
+        "--lines", help="A text file given by name holds one document per line.")] = False,
+    max_bytes: Annotated[int, typer.Option(
+        "--max-bytes", min=1, help="Refuse files larger than this.")] = MAX_FILE_BYTES,
 ) -> None:
-    """Embed a file's documents and store them (rerunning it never duplicates)."""
+    """Embed documents from files and folders and store them (rerunning never duplicates;
+    unchanged files are skipped without being read)."""
     with one_line_errors():
-        if file.is_dir():  # before anything is loaded or created: a rerun cannot help
-            raise InputError(f"{file}: is a folder; index takes one JSONL, CSV or text file")
-        if not file.exists():
-            raise InputError(f"{file}: no such file")
-        # no --model: the collection's own model, or the registry default for a new collection
+        for each in paths:  # before anything is loaded or created: a rerun cannot help
+            if not each.exists():
+                raise InputError(f"{each}: no such file or folder")
+        # no --model: the collection's own model, or the registry default for a new one
         embedder = make_embedder(model, pooling, backend)
-        stats = ReadStats()
-        docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
-        total = count_lines(file) if file.is_file() else None
         options = CollectionOptions(sparse=None) if dense_only else None
-        bar = Progress(total, "doc", "indexing")
+        bar = Progress(None, "doc", "indexing")
 
         def stopped() -> str:
-            return f"{bar.done} documents of {file} were processed and are stored"
+            return f"{bar.done} documents were processed and are stored"
 
         with clean_stop(stopped), open_collection(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options
-        ) as col, \
-                bar:
-            room = room_for(col.engine, col.name, col.embedder.dim)
-            if room and total:  # the file's size says what it needs: refuse before writing
-                room.check_total(total, file.stat().st_size, col.count)
-            report = col.upsert(docs, on_progress=bar, skip_unchanged=not force)
-            points = col.count()
-        typer.echo(
-            f"Indexed {report.written} documents from {file} into {collection!r} "
-            f"({col.where}) with {col.embedder.spec.name} in {report.seconds:.1f}s; "
-            f"collection now holds {points} points; {report.tokens:,} tokens embedded, "
-            f"padding {report.padding_waste:.1%}."
-        )
-        extras = {
-            "unchanged (already stored, skipped)": report.unchanged,
-            "skipped invalid lines": stats.skipped, "duplicate ids (last kept)": report.duplicates,
-            "windows embedded": report.windows if report.windowed else 0,
-            "documents longer than one window (every window embedded)": report.windowed,
-            "truncated to the token limit": report.truncated, "retries": report.retries,
-        }
-        for label, n in extras.items():
-            if n:
-                typer.echo(f"  {label}: {n}")
-        if report.truncated and not col.windowed:
-            typer.echo(f"  note: {collection!r} was made before windows and embeds only the "
-                       "first window of a long text; move it with minilm-qdrant reembed "
-                       f"--collection {collection} --to-collection NEW (every window embedded)")
+        ) as col, bar:
+            for each in paths:
+                if each.is_file() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
+                    _index_file(col, each, bar, skip_invalid, force, lines)
+                else:
+                    _index_folder(col, each, bar, skip_invalid=skip_invalid, force=force,
+                                  sync=sync, include=include or (), exclude=exclude or (),
+                                  max_bytes=max_bytes)
+
+
+def _index_file(col: Collection, file: Path, bar: Progress, skip_invalid: bool, force: bool,
+                lines: bool) -> None:
+    """A file of many documents: JSONL, CSV, or text with ``--lines``."""
+    stats = ReadStats()
+    docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
+    total = count_lines(file) if file.is_file() else None
+    if total:
+        bar.set_total(total)
+    room = room_for(col.engine, col.name, col.embedder.dim)
+    if room and total:  # the file's size says what it needs: refuse before writing
+        room.check_total(total, file.stat().st_size, col.count)
+    report = col.upsert(docs, on_progress=bar, skip_unchanged=not force)
+    _say(col, f"Indexed {report.written} documents from {file}", report,
+         {"skipped invalid lines": stats.skipped})
+
+
+def _index_folder(col: Collection, where: Path, bar: Progress, *, skip_invalid: bool,
+                  force: bool, sync: bool, include: Sequence[str], exclude: Sequence[str],
+                  max_bytes: int) -> None:
+    """A folder (or one file that is one document), synced: see `sources.sync`."""
+    report = sources.sync(col, where, delete=sync, include=include, exclude=exclude,
+                          skip_invalid=skip_invalid, max_bytes=max_bytes, force=force,
+                          on_progress=bar, on_total=bar.set_total)
+    upsert = report.upsert or UpsertReport()
+    deleted = f", {report.deleted} deleted" if sync else ""
+    stats = report.stats
+    _say(col, f"Indexed {where}: {report.added} added, {report.updated} updated, "
+         f"{report.unchanged} unchanged{deleted}", upsert,
+         {"bad files skipped": len(stats.skipped)}, counted_unchanged=True)
+    for why in stats.skipped[:5]:
+        typer.echo(f"    {why}")
+    if len(stats.skipped) > 5:
+        typer.echo(f"    ... and {len(stats.skipped) - 5} more")
+    if stats.passed_over:
+        typer.echo(f"  files in no document format, left out: {len(stats.passed_over)} (e.g. "
+                   f"{', '.join(stats.passed_over[:3])}; choose files with --include)")
+
+
+def _say(col: Collection, what: str, report: UpsertReport, counts: dict[str, int],
+         counted_unchanged: bool = False) -> None:
+    points = col.count()
+    typer.echo(
+        f"{what} into {col.name!r} ({col.where}) with {col.embedder.spec.name} in "
+        f"{report.seconds:.1f}s; collection now holds {points} points; {report.tokens:,} "
+        f"tokens embedded, padding {report.padding_waste:.1%}."
+    )
+    extras = {
+        **({} if counted_unchanged else {"unchanged (already stored, skipped)": report.unchanged}),
+        **counts, "duplicate ids (last kept)": report.duplicates,
+        "windows embedded": report.windows if report.windowed else 0,
+        "documents longer than one window (every window embedded)": report.windowed,
+        "truncated to the token limit": report.truncated, "retries": report.retries,
+    }
+    for label, n in extras.items():
+        if n:
+            typer.echo(f"  {label}: {n}")
+    if report.truncated and not col.windowed:
+        typer.echo(f"  note: {col.name!r} was made before windows and embeds only the "
+                   "first window of a long text; move it with minilm-qdrant reembed "
+                   f"--collection {col.name} --to-collection NEW (every window embedded)")
 
 
 @app.command()

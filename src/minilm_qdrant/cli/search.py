@@ -79,11 +79,19 @@ def search(
             typer.echo(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=2))
             return
         for rank, hit in enumerate(hits, start=1):
-            shown, at = hit.text, ""
+            shown, where = hit.text, []
+            source, title = hit.metadata.get("source"), hit.metadata.get("title")
+            if source is not None and source != hit.id:
+                where.append(f"from {source}")
+            if hit.pages:
+                pages = hit.pages
+                where.append(f"p. {pages[0]}" + (f"-{pages[-1]}" if len(pages) > 1 else ""))
             if hit.passage is not None and len(hit.passage.text) < len(hit.text):
                 shown = hit.passage.text  # the window that answered, and where it sits
-                at = f" (chars {hit.passage.start}-{hit.passage.end} of {len(hit.text)})"
-            typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}{at}: {shorten(shown)}")
+                where.append(f"chars {hit.passage.start}-{hit.passage.end} of {len(hit.text)}")
+            named = f" \"{shorten(title, 60)}\"" if isinstance(title, str) else ""
+            at = f" ({', '.join(where)})" if where else ""
+            typer.echo(f"{rank:>2}. [{hit.score:.4f}] {hit.id}{named}{at}: {shorten(shown)}")
 
 
 @app.command("eval")

@@ -156,6 +156,10 @@ class Engine(Protocol):
         options: CollectionOptions,
     ) -> None: ...
 
+    def drop(self, name: str) -> None:
+        """Delete the collection and everything in it."""
+        ...
+
     def upsert(
         self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
         sparse: list[Sparse] | None = None, windows: list[np.ndarray] | None = None,

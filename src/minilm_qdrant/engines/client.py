@@ -235,6 +235,9 @@ class ClientEngine:
             if offset is None:
                 return
 
+    def drop(self, name: str) -> None:
+        self.client.delete_collection(name)
+
     def swap(self, name: str, other: str) -> None:
         """Point the alias ``name`` at ``other`` in one request. Where ``name`` is a collection
         (the first swap), it is deleted first: a server's alias cannot share its name."""

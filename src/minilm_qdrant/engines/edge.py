@@ -16,6 +16,7 @@ Every call into ``qdrant_edge`` (pinned: its API moves between releases) lives i
 from __future__ import annotations
 
 import os
+import shutil
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,6 +249,14 @@ class EdgeEngine:
                 raise InputError("set_payload needs ids or a filter")
             op = qe.UpdateOperation.set_payload_by_filter(flt, values, key=key)
         self._shard(name).update(op)
+
+    def drop(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        folder = self._dir(name)
+        (folder / META_FILE).unlink(missing_ok=True)  # first: a half-dropped one is gone
+        shutil.rmtree(folder, ignore_errors=True)
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:
         if kind not in _SCHEMA:
