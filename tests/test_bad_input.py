@@ -132,14 +132,43 @@ def test_csv_with_an_unclosed_quote_is_named_and_the_rows_before_it_are_stored(
            "the rows before it written", 2, run.count())
 
 
-def test_a_folder_or_a_missing_file_is_refused_before_any_store_exists(
-        run, tmp_path: Path) -> None:
+def test_a_missing_path_is_refused_before_any_store_exists(run, tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
-    for given, why in ((tmp_path / "docs", "is a folder"), (tmp_path / "nope.jsonl",
-                                                             "no such file")):
-        code, _, err = run(str(given))
-        assert code == 1 and f"{given}: {why}" in err and len(err.strip().splitlines()) == 1
-        assert "Rerun" not in err and "Traceback" not in err
-        assert not (tmp_path / "store").exists()  # nothing created: the retry is clean
-    record("index of a folder / of a missing file (CLI)", "exit 1, one line naming it; no store "
-           "created, no 'rerun' advice", 0, 0)
+    given = tmp_path / "nope.jsonl"
+    code, _, err = run(str(tmp_path / "docs"), str(given))
+    assert code == 1 and f"{given}: no such file or folder" in err
+    assert len(err.strip().splitlines()) == 1 and "Rerun" not in err and "Traceback" not in err
+    assert not (tmp_path / "store").exists()  # nothing created: the retry is clean
+    record("index of a missing path beside a folder (CLI)", "exit 1, one line naming it; no "
+           "store created, no 'rerun' advice", 0, 0)
+
+
+def test_files_and_folders_through_the_cli(run, tmp_path: Path, monkeypatch, capsys) -> None:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "sub" / "eval.md").write_text("# Evaluating retrieval\n\nNDCG and recall on "
+                                          "judged queries tell if the right documents come "
+                                          "back.\n")
+    (docs / "cook.txt").write_text("Boil pasta for ten minutes.\nSalt the water.\n")
+    (docs / "bin.txt").write_bytes(b"\x00\x01")
+    code, _, err = run(str(docs))
+    assert code == 1 and "bin.txt: a binary file" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(str(docs), "--skip-invalid")
+    assert code == 0 and "2 added, 0 updated, 0 unchanged" in out and "bad files skipped: 1" in out
+    monkeypatch.setattr(sys, "argv", ["minilm-qdrant", "search", "how do I evaluate retrieval",
+                                      "-k", "1", "--path", str(tmp_path / "store")])
+    with pytest.raises(SystemExit):
+        cli.main()
+    shown = capsys.readouterr().out  # the source and the title of the hit
+    assert shown.lstrip().startswith('1. [') and 'sub/eval.md "Evaluating retrieval"' in shown
+    (docs / "sub" / "eval.md").unlink()
+    code, out, _ = run(str(docs), "--skip-invalid", "--sync")
+    assert code == 0 and "0 added, 0 updated, 1 unchanged, 1 deleted" in out
+    notes = tmp_path / "notes.txt"
+    notes.write_text("First line.\nSecond line.\n")
+    code, out, _ = run(str(notes))  # a text file given alone is one document
+    assert code == 0 and "1 added" in out
+    code, out, _ = run(str(notes), "--lines")  # or one per line
+    assert code == 0 and "Indexed 2 documents from" in out
+    assert run.count() == 4
+

@@ -22,6 +22,7 @@ from minilm_qdrant.errors import (
 )
 from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL, REGISTRY, ModelSpec
 from minilm_qdrant.retry import RetryPolicy
+from minilm_qdrant.sources import SyncReport, read_path, sync
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -43,7 +44,10 @@ __all__ = [
     "QdrantError",
     "RetryPolicy",
     "StoreInUse",
+    "SyncReport",
     "TransientError",
     "UnsupportedModel",
     "UpsertReport",
+    "read_path",
+    "sync",
 ]

@@ -16,8 +16,8 @@ Every call into ``qdrant_edge`` (pinned: its API moves between releases) lives i
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
