@@ -259,3 +259,19 @@ def test_a_pdf_hit_names_the_page_its_passage_is_on(embedder: Embedder, tmp_path
             assert [p for p in (1, 2, 3) if starts[p - 1] < hit.passage.end and (
                 p == 3 or starts[p] > hit.passage.start)] == hit.pages
             assert hit.as_dict()["passage"]["pages"] == hit.pages
+
+
+def test_a_missing_files_extra_is_named_before_anything_is_read(
+        col: Collection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.md").write_text("# A\n\nA note read before the PDF.\n")
+    pdf(root / "b.pdf", ["A page of text."])
+    monkeypatch.setitem(__import__("sys").modules, "pypdf", None)  # not installed
+    from minilm_qdrant.errors import MissingDependency
+
+    with pytest.raises(MissingDependency, match=r"pypdf: pip install \"minilm-qdrant\[files\]\""):
+        sync(col, root)
+    assert col.count() == 0  # refused before the Markdown note was embedded
+    record("folder with a PDF, pypdf not installed", "refused before any write, one line "
+           "naming the extra", 0, col.count())

@@ -55,6 +55,20 @@ def extract(path: Path, data: bytes) -> FileText:
     return FileText(text)
 
 
+def require(suffixes: set[str]) -> None:
+    """Fail at once, naming the extra, where files of these suffixes need a library that is
+    missing (before a long run gets to its first PDF)."""
+    for names, module, library in ((HTML_SUFFIXES, "html_text", "html-text"),
+                                   (PDF_SUFFIXES, "pypdf", "pypdf")):
+        if suffixes & set(names):
+            try:
+                __import__(module)
+            except ImportError:
+                raise MissingDependency(
+                    f"reading {names[0]} files needs {library}: pip install "
+                    "\"minilm-qdrant[files]\" (or leave them out with --exclude)") from None
+
+
 def _decode(data: bytes) -> str:
     if b"\0" in data[:8192]:
         raise InputError("a binary file, not text (it holds NUL bytes)")

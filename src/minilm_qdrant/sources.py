@@ -27,7 +27,7 @@ from qdrant_client import models
 
 from minilm_qdrant.documents import Document
 from minilm_qdrant.errors import InputError
-from minilm_qdrant.formats import FILE_SUFFIXES, extract
+from minilm_qdrant.formats import FILE_SUFFIXES, extract, require
 
 if TYPE_CHECKING:
     from minilm_qdrant.collection import Collection
@@ -220,6 +220,7 @@ def sync(collection: Collection, path: str | Path, *, delete: bool = True,
     stats = report.stats
     found = list(files(path, include=include, exclude=exclude, skip_invalid=skip_invalid,
                        stats=stats))
+    require({f.path.suffix.lower() for f in found})
     if on_total:
         on_total(len(found))
     stored = {d.id: d.metadata for d in _get(collection, [f.id for f in found])}
