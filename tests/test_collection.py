@@ -114,7 +114,8 @@ def test_other_dimension_is_refused_before_loading_weights(embedder: Embedder, s
 
 
 def test_other_pooling_is_refused(embedder: Embedder, store: str) -> None:
-    Collection("docs", embedder, path=store).close()
+    with Collection("docs", embedder, path=store) as col:  # a stored document binds the model
+        col.upsert([Document("HNSW graphs trade memory for recall.", id="a")])
     with pytest.raises(CollectionMismatch, match="pooling=cls"):
         Collection("docs", Embedder("all-MiniLM-L6-v2", pooling="cls"), path=store)
 

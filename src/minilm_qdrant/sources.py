@@ -170,7 +170,8 @@ def read_path(path: str | Path, *, include: Sequence[str] = (), exclude: Sequenc
     raises `InputError` naming it; with ``skip_invalid`` it is skipped and listed in
     ``stats.skipped``."""
     stats = stats if stats is not None else FolderStats()
-    if Path(path).is_file() and str(path).lower().endswith(MANY_DOCUMENT_SUFFIXES):
+    if Path(path).exists() and not Path(path).is_dir() and str(path).lower().endswith(
+            MANY_DOCUMENT_SUFFIXES):  # a pipe streams documents like a file
         from minilm_qdrant.readers import read_documents
 
         yield from read_documents(path, skip_invalid=skip_invalid)
@@ -211,7 +212,8 @@ def sync(collection: Collection, path: str | Path, *, delete: bool = True,
     documents are ever changed: an id already stored from elsewhere (another folder, a file,
     the API) is refused. Deletions come last, once every write is acknowledged: a sync
     stopped half-way deletes nothing, and rerunning it finishes."""
-    if Path(path).is_file() and str(path).lower().endswith(MANY_DOCUMENT_SUFFIXES):
+    if Path(path).exists() and not Path(path).is_dir() and str(path).lower().endswith(
+            MANY_DOCUMENT_SUFFIXES):  # a pipe streams documents like a file
         raise InputError(f"{path}: a JSONL or CSV file holds many documents with their own "
                          "ids; index it with Collection.upsert(read_path(...)) (sync takes a "
                          "folder or a file that is one document)")

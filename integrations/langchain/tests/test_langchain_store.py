@@ -13,7 +13,7 @@ from langchain_minilm import MiniLMEmbeddings, MiniLMVectorStore
 from langchain_qdrant import QdrantVectorStore, RetrievalMode
 from qdrant_client import QdrantClient, models
 
-from minilm_qdrant import Collection, CollectionMismatch, CollectionNotFound, Embedder
+from minilm_qdrant import Collection, CollectionMismatch, CollectionNotFound, Document, Embedder
 from minilm_qdrant.readers import read_documents
 
 CORPUS = Path(__file__).resolve().parents[3] / "examples" / "conference.jsonl"
@@ -124,7 +124,8 @@ def test_from_texts_on_the_embedded_store_leaves_it_readable_by_the_cli(
 
 def test_refusals(tmp_path: Path, embeddings: MiniLMEmbeddings) -> None:
     path = str(tmp_path / "s")
-    Collection("other", Embedder("all-MiniLM-L6-v2", pooling="cls"), path=path).close()
+    with Collection("other", Embedder("all-MiniLM-L6-v2", pooling="cls"), path=path) as col:
+        col.upsert([Document("stored: the collection keeps its model", id="a")])
     with pytest.raises(CollectionMismatch, match="pooling=cls"):
         MiniLMVectorStore(embeddings, "other", path=path)
     with pytest.raises(CollectionNotFound):

@@ -90,7 +90,8 @@ def index(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options
         ) as col, bar:
             for each in paths:
-                if each.is_file() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
+                if not each.is_dir() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
+                    # a pipe (a FIFO, `<(...)`) streams documents like a file
                     _index_file(col, each, bar, skip_invalid, force, lines)
                 else:
                     _index_folder(col, each, bar, skip_invalid=skip_invalid, force=force,
