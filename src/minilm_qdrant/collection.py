@@ -3,42 +3,38 @@
 It creates or validates the collection (models are never mixed in one), ingests documents in
 count- and byte-bounded batches with retries (dense vectors and BM25 sparse vectors in the same
 write), searches (dense, sparse, or hybrid fused in the engine; MMR), and gets, deletes and
-updates documents by the caller's ids or by filter. It does not know which engine it drives: a
-Qdrant server or cluster, qdrant-client's local mode, or an embedded shard.
+updates documents by the caller's ids or by filter, each confined to the handle's tenant where
+the collection is tenanted. It does not know which engine it drives: a Qdrant server or cluster,
+qdrant-client's local mode, or an embedded shard.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
 from minilm_qdrant import retry
 from minilm_qdrant.batching import MAX_BATCH_BYTES
-from minilm_qdrant.documents import Document, Hit
+from minilm_qdrant.documents import Document
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import (
-    FUSIONS,
-    MODES,
     CollectionOptions,
     Engine,
-    Fusion,
-    Mode,
-    SearchRequest,
     Sparse,
-    StoredPoint,
 )
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
 from minilm_qdrant.ingest import UpsertReport, WritePath
 from minilm_qdrant.lifecycle import Lifecycle
 from minilm_qdrant.models import DEFAULT_MODEL
+from minilm_qdrant.searching import Searching
 from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
-from minilm_qdrant.windows import SPANS_KEY, Windows, WindowSettings, best_window, passage
+from minilm_qdrant.tenancy import TENANT_KEY, Scope, check_tenant
+from minilm_qdrant.windows import Windows, WindowSettings
 
 if TYPE_CHECKING:
     from minilm_qdrant.reembed import ReembedReport
@@ -49,7 +45,7 @@ DEFAULT_COLLECTION = "documents"
 PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo")
 
 
-class Collection(Lifecycle):
+class Collection(Lifecycle, Searching):
     """One collection for one embedder.
 
     Args:
@@ -66,6 +62,11 @@ class Collection(Lifecycle):
             the window in which texts are sorted by length for embedding.
         retry_policy: how transient failures are retried.
         backend: the backend of the embedder built here (none given): ``torch``, ``onnx``...
+        tenant: confine every operation to this tenant (a new collection is made tenanted;
+            an existing one must be). See `minilm_qdrant.tenancy` and `tenant()`.
+        all_tenants: read every tenant's documents and write none (an administrator's
+            explicit choice; what ``reembed`` needs); an untenanted collection opens as it is,
+            a new one is made tenanted.
     """
 
     def __init__(
@@ -85,9 +86,17 @@ class Collection(Lifecycle):
         retry_policy: retry.RetryPolicy | None = None,
         allow_insecure: bool = False,
         backend: str = "auto",
+        tenant: str | None = None,
+        all_tenants: bool = False,
     ) -> None:
         if batch_size < 1 or max_batch_bytes < 1:
             raise ValueError("batch_size and max_batch_bytes must be positive")
+        if tenant is not None and all_tenants:
+            raise InputError("give tenant=NAME or all_tenants=True, not both")
+        self.scope = Scope(tenant is not None or all_tenants,
+                           None if tenant is None else check_tenant(tenant))
+        """The tenant this handle is confined to (`minilm_qdrant.tenancy`)."""
+        self._view, self._all_tenants = False, all_tenants
         self.name = name
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
@@ -116,7 +125,9 @@ class Collection(Lifecycle):
             raise
 
     def __repr__(self) -> str:
-        return f"Collection({self.name!r}, where={self.where!r}, embedder={self.embedder!r})"
+        tenant = f", tenant={self.scope.tenant!r}" if self.scope.tenant is not None else ""
+        return (f"Collection({self.name!r}, where={self.where!r}, embedder={self.embedder!r}"
+                f"{tenant})")
 
     def __enter__(self) -> Collection:
         return self
@@ -125,8 +136,21 @@ class Collection(Lifecycle):
         self.close()
 
     def close(self) -> None:
-        """Release the store (and its lock, for embedded stores)."""
-        self.engine.close()
+        """Release the store (and its lock, for embedded stores); a tenant's view leaves it to
+        the handle it came from."""
+        if not self._view:
+            self.engine.close()
+
+    def tenant(self, name: str) -> Collection:
+        """A view of this tenanted collection confined to tenant ``name`` (same store and
+        model; cheap: make one per request)."""
+        if not self.scope.tenanted:
+            raise CollectionMismatch(
+                f"Collection {self.name!r} at {self.where} is not tenanted: its documents belong "
+                "to no tenant. Index into a new collection opened with tenant=NAME.")
+        view = copy.copy(self)
+        view.scope, view._view = Scope(True, check_tenant(name)), True
+        return view
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
         return retry.call(fn, self.retry_policy, what=what)
@@ -151,12 +175,17 @@ class Collection(Lifecycle):
             if options.windows is not None:  # the model's files are found before creating
                 self.windows = embedder.windows(options.windows)
                 fingerprint["windows"] = self.windows.settings.as_dict()
+            if self.scope.tenanted:
+                fingerprint["tenants"] = True
             self._call(
                 lambda: self.engine.create(
                     self.name, spec.dim, spec.distance, {FINGERPRINT_KEY: fingerprint}, options,
                 ),
                 f"creating collection {self.name!r}",
             )
+            if self.scope.tenanted:  # Qdrant's tenant index: a tenant's points kept together
+                self._call(lambda: self.engine.create_payload_index(
+                    self.name, TENANT_KEY, "tenant"), f"indexing tenants of {self.name!r}")
             return embedder
         stored = info.metadata.get(FINGERPRINT_KEY)
         if not isinstance(stored, dict):
@@ -166,7 +195,8 @@ class Collection(Lifecycle):
                 "unknown; use another --collection name."
             )
         sparse, windows = stored.get("sparse"), stored.get("windows")
-        stored = {k: v for k, v in stored.items() if k not in ("sparse", "windows")}
+        tenanted = bool(stored.get("tenants"))
+        stored = {k: v for k, v in stored.items() if k not in ("sparse", "windows", "tenants")}
         if (windows is not None) != info.windows:
             raise CollectionMismatch(
                 f"Collection {self.name!r} at {self.where} records windows {windows} but "
@@ -186,7 +216,8 @@ class Collection(Lifecycle):
             )
         mine = embedder.fingerprint
         theirs = {**stored, "dim": info.size, "distance": info.distance}
-        if (theirs != mine or stored != mine) and given and create and not self._call(
+        if (theirs != mine or stored != mine) and tenanted == self.scope.tenanted and given \
+                and create and not self._call(
                 lambda: self.engine.count(self.name), f"counting {self.name!r}"):
             # empty: nothing was stored with its model, so it takes the one given now (a
             # first run that named a model it did not have must not leave a trap behind)
@@ -200,6 +231,15 @@ class Collection(Lifecycle):
                 f"{_describe(mine)}. Models are never mixed in one collection: search with the "
                 "collection's own model (omit --model) or use another collection."
             )
+        if self.scope.tenant is None and self._all_tenants:  # every tenant, or no tenants
+            self.scope = Scope(tenanted, None)
+        if tenanted != self.scope.tenanted:
+            raise CollectionMismatch(
+                f"Collection {self.name!r} at {self.where} is tenanted: open it for one tenant "
+                "(tenant=NAME, --tenant NAME), or with all_tenants=True to read every tenant's."
+                if tenanted else
+                f"Collection {self.name!r} at {self.where} is not tenanted (its documents "
+                "belong to no tenant): open it without a tenant, or use another collection.")
         if windows is not None:
             self.windows = embedder.windows(WindowSettings.from_dict(windows))
         return embedder
@@ -213,7 +253,7 @@ class Collection(Lifecycle):
     def writer(self) -> WritePath:
         """The write path of this collection, given everything it needs."""
         return WritePath(self.engine, self.name, self.embedder, self.sparse, self.windows,
-                         self.batch_size, self.max_batch_bytes, self.retry_policy)
+                         self.batch_size, self.max_batch_bytes, self.retry_policy, self.scope)
 
     def upsert(
         self,
@@ -251,108 +291,6 @@ class Collection(Lifecycle):
         field = f"metadata.{key}"
         self._call(lambda: self.engine.create_payload_index(self.name, field, kind),
                    f"indexing {field} of {self.name!r}")
-
-    @property
-    def default_mode(self) -> Mode:
-        """``hybrid`` where the collection has BM25 sparse vectors, else ``dense``."""
-        return "hybrid" if self.sparse is not None else "dense"
-
-    def search(
-        self, query: str, k: int = 10, *, mode: Mode | None = None,
-        query_filter: models.Filter | None = None, fusion: Fusion = "dbsf", prefetch: int = 100,
-        diversity: float = 0.0, exact: bool = False, hnsw_ef: int | None = None,
-    ) -> list[Hit]:
-        """The k best documents for ``query``, best first (higher score = closer).
-
-        ``mode``: ``hybrid`` (default where the collection has sparse vectors: dense and BM25
-        candidates, ``prefetch`` from each, fused in the engine by ``dbsf`` or ``rrf``),
-        ``dense`` or ``sparse``. ``diversity`` (0-1) re-ranks the candidates by MMR in the
-        engine. ``query_filter`` applies to every stage. ``exact`` scans every dense vector;
-        ``hnsw_ef`` widens the HNSW search (recall vs speed).
-        """
-        if not isinstance(query, str) or not query.strip():
-            raise InputError("the search query is empty")
-        mode = self.resolve_mode(mode)
-        dense = windows = None
-        if mode != "sparse" or diversity:
-            if self.windows is not None:  # a long query is cut like the documents
-                windows = self.embedder.embed_query_windows(query, self.windows)
-                dense = self.embedder.pooled(windows)
-            else:
-                dense = self.embedder.embed_query(query)
-        sparse = self.sparse.encode_query(query) if self.sparse and mode != "dense" else None
-        return self.search_vector(
-            dense, k, sparse=sparse, mode=mode, query_filter=query_filter, fusion=fusion,
-            prefetch=prefetch, diversity=diversity, exact=exact, hnsw_ef=hnsw_ef,
-            windows=windows,
-        )
-
-    def search_vector(
-        self, vector: np.ndarray | None, k: int = 10, *, sparse: Sparse | None = None,
-        mode: Mode | None = None, query_filter: models.Filter | None = None,
-        fusion: Fusion = "dbsf", prefetch: int = 100, diversity: float = 0.0,
-        exact: bool = False, hnsw_ef: int | None = None, windows: np.ndarray | None = None,
-        passages: int | None = None,
-    ) -> list[Hit]:
-        """Search with already encoded query vectors (dense and/or BM25 sparse; ``windows``:
-        the query's window vectors, default the one dense vector).
-
-        ``mode`` defaults to what is given: both -> hybrid, one -> that one. Each hit carries
-        the passage that answered (the best window: by the dense query where there is one,
-        else by BM25); with ``passages``, only the first that many hits do (their window
-        vectors are read in a second request; reading every hit's costs ~0.5 ms a long hit).
-        """
-        if mode is None:
-            mode = "dense" if sparse is None else "sparse" if vector is None else "hybrid"
-        if self.windows is not None and vector is not None and windows is None:
-            windows = np.asarray(vector, dtype=np.float32)[None, :]
-        request = SearchRequest(
-            k=k, mode=self.resolve_mode(mode), dense=vector, sparse=sparse, fusion=fusion,
-            prefetch=prefetch, diversity=diversity, query_filter=query_filter, exact=exact,
-            hnsw_ef=hnsw_ef, windows=windows if self.windows is not None else None,
-            with_windows=self.windows is not None and vector is not None and passages is None,
-        )
-        _check(request)
-        points = self._call(lambda: self.engine.search(self.name, request),
-                            f"searching {self.name!r}")
-        if passages is None:
-            return [self._hit(p, windows, sparse) for p in points]
-        first = points[:passages]
-        if request.windows is not None:  # the window vectors of the long ones among them
-            long = [p.id for p in first if len(p.payload.get(SPANS_KEY) or ()) > 1]
-            read = {p.id: p.windows for p in self._call(
-                lambda: self.engine.retrieve(self.name, long, windows=True),
-                f"reading {self.name!r}")} if long else {}
-            first = [replace(p, windows=read.get(p.id)) for p in first]
-        return [self._hit(p, windows, sparse) for p in first] + [
-            Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points[passages:]]
-
-    def _hit(self, point: StoredPoint, query: np.ndarray | None, sparse: Sparse | None) -> Hit:
-        hit = Hit.from_point(point.id, float(point.score or 0.0), point.payload)
-        spans = point.payload.get(SPANS_KEY)
-        best = 0
-        if spans and len(spans) > 1:
-            if query is not None and point.windows is not None:
-                best = best_window(query, point.windows)
-            elif sparse is not None and self.sparse is not None:
-                best = _by_terms(self.sparse, sparse, [hit.text[a:b] for a, b in spans])
-        return replace(hit, passage=passage(hit.text, spans, best))
-
-    def resolve_mode(self, mode: Mode | None) -> Mode:
-        """``mode``, or the default; a mode this collection cannot run raises `InputError`."""
-        if mode is None:
-            return self.default_mode
-        if mode not in MODES:
-            raise InputError(f"search mode {mode!r} is not one of {', '.join(MODES)}")
-        if mode != "dense" and self.sparse is None:
-            raise InputError(
-                f"Collection {self.name!r} at {self.where} has no BM25 sparse vectors (it was "
-                f"made dense-only, or before hybrid search), so mode {mode!r} cannot run: search "
-                "it with mode 'dense' (--mode dense); or add them from the stored text without "
-                "re-embedding (minilm-qdrant add-sparse, Collection.add_sparse(); embedded "
-                "store), or index the documents into a new collection, which gets them."
-            )
-        return mode
 
     def reembed(
         self, model: str | Embedder, *, to_collection: str | None = None, swap: bool = False,
@@ -401,31 +339,14 @@ class Collection(Lifecycle):
             if on_progress:
                 on_progress(len(ids))
         fingerprint = {**self.embedder.fingerprint, "sparse": encoder.settings.as_dict()}
+        if self.scope.tenanted:
+            fingerprint["tenants"] = True
         if self.windows is not None:  # what else the fingerprint records stays
             fingerprint["windows"] = self.windows.settings.as_dict()
         self._call(lambda: self.engine.set_metadata(self.name, {FINGERPRINT_KEY: fingerprint}),
                    f"updating the fingerprint of {self.name!r}")
         self.sparse = encoder
         return done
-
-
-def _check(r: SearchRequest) -> None:
-    if r.k < 1:
-        raise InputError(f"k must be >= 1, got {r.k}")
-    if r.fusion not in FUSIONS:
-        raise InputError(f"fusion {r.fusion!r} is not one of {', '.join(FUSIONS)}")
-    if r.prefetch < 1:
-        raise InputError(f"prefetch must be >= 1, got {r.prefetch}")
-    if not 0.0 <= r.diversity <= 1.0:
-        raise InputError(f"diversity must be between 0 and 1, got {r.diversity}")
-
-
-def _by_terms(encoder: Bm25Encoder, query: Sparse, texts: list[str]) -> int:
-    """The text sharing the most BM25 weight with the query (the passage of a sparse hit)."""
-    wanted = dict(zip(query.indices, query.values, strict=True))
-    scores = [sum(wanted.get(i, 0.0) * v for i, v in zip(s.indices, s.values, strict=True))
-              for s in encoder.encode_documents(texts)]
-    return int(np.argmax(scores))
 
 
 def _redact(url: str) -> str:

@@ -327,7 +327,9 @@ def exact_run(collection: Collection, queries: dict[str, str], depth: int = DEPT
         raise InputError(f"exact search supports dot and cosine, not {distance}")
     ids: list[str] = []
     rows: list[np.ndarray] = []
-    for points in collection.engine.scroll(collection.name, 1024):
+    # the handle's tenant only, as every search sees
+    for points in collection.engine.scroll(collection.name, 1024, True,
+                                           collection.scope.filter(None)):
         for p in points:
             if p.vector is not None:
                 doc_id = p.payload.get("doc_id")

@@ -32,7 +32,7 @@ from minilm_qdrant.batching import (
     too_large,
 )
 from minilm_qdrant.diskspace import room_for
-from minilm_qdrant.documents import HASH_KEY, Document, point_id
+from minilm_qdrant.documents import HASH_KEY, Document
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import Engine, Sparse
 from minilm_qdrant.errors import (
@@ -45,6 +45,7 @@ from minilm_qdrant.errors import (
 )
 from minilm_qdrant.pipeline import StageError, staged
 from minilm_qdrant.sparse import Bm25Encoder
+from minilm_qdrant.tenancy import Scope
 from minilm_qdrant.windows import SPANS_KEY, Span, Windows
 
 
@@ -110,6 +111,8 @@ class WritePath:
     batch_size: int
     max_batch_bytes: int
     retry_policy: retry.RetryPolicy
+    scope: Scope = field(default_factory=Scope)
+    """The tenant every point is written for (ids namespaced, payload stamped)."""
 
     def call(self, fn: Callable[[], Any], what: str, report: UpsertReport | None = None) -> Any:
         def counted(_: BaseException) -> None:
@@ -156,6 +159,8 @@ class WritePath:
         is embedded here window by window (a given vector saw only its first window).
         """
         engine, name, embedder = self.engine, self.name, self.embedder
+        self.scope.writable()
+        pid = self.scope.point_id
         room = room_for(engine, name, embedder.dim)  # free space (embedded store)
         if room:  # a list: refused before any write
             room.check_documents(documents, lambda: engine.count(name), self.windows is not None)
@@ -163,7 +168,7 @@ class WritePath:
         start = time.monotonic()
         seen: set[str] = set()
         batch: list[Item] = []
-        given = None if vectors is None else {point_id(k): v for k, v in vectors.items()}
+        given = None if vectors is None else {self.scope.id_of(k): v for k, v in vectors.items()}
         checked = given is None
         identity = {**embedder.fingerprint}
         if self.windows:
@@ -175,20 +180,20 @@ class WritePath:
         def payload(doc: Document, spans: list[Span] | None) -> dict[str, Any]:
             digest = hashlib.sha256(f"{model}\n{text_of(doc)}".encode("utf-8", "surrogatepass"))
             extra = {SPANS_KEY: [list(s) for s in spans]} if spans and len(spans) > 1 else {}
-            return {**doc.payload(), **extra, HASH_KEY: digest.hexdigest()[:32]}
+            return self.scope.stamp({**doc.payload(), **extra, HASH_KEY: digest.hexdigest()[:32]})
 
         def triage(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
             """(to embed, metadata-only changes); unchanged documents are counted, dropped."""
             if not skip_unchanged:
                 return pairs, []
-            ids = [d.point_id for d, _, _ in pairs]
+            ids = [pid(d) for d, _, _ in pairs]
             with engine_lock:
                 stored = {p.id: p.payload for p in self.call(
                     lambda: engine.retrieve(name, ids), f"reading {name!r}")}
             embed: list[Pair] = []
             relabel: list[Pair] = []
             for pair in pairs:
-                before, now = stored.get(pair[0].point_id), pair[1]
+                before, now = stored.get(pid(pair[0])), pair[1]
                 if before is None or before.get(HASH_KEY) != now[HASH_KEY]:
                     embed.append(pair)
                 elif before != now:
@@ -212,12 +217,12 @@ class WritePath:
             report.windowed += sum(len(c) > 1 for c in cuts)
             rows: list[np.ndarray | None] = [None] * len(docs)
             if given is not None:
-                missing = [d.id for d in docs if d.point_id not in given]
+                missing = [d.id for d in docs if pid(d) not in given]
                 if missing:
                     raise InputError(f"no vector given for documents {preview(missing)}")
                 for i, (doc, cut) in enumerate(zip(docs, cuts, strict=True)):
                     if len(cut) == 1 or self.windows is None:
-                        rows[i] = np.asarray(given[doc.point_id], dtype=np.float32)[None, :]
+                        rows[i] = np.asarray(given[pid(doc)], dtype=np.float32)[None, :]
                 if not checked and rows[0] is not None:  # one vector, in the first batch
                     _agree(embedder, name, docs[0], rows[0][0], embedded_text)
                     checked = True
@@ -236,7 +241,7 @@ class WritePath:
             return dense, (done if self.windows else None)
 
         def embed(items: list[Item]) -> Staged:
-            unique = {doc.point_id: (doc, spans) for doc, spans in items}  # last one wins
+            unique = {pid(doc): (doc, spans) for doc, spans in items}  # last one wins
             report.duplicates += len(items) - len(unique)
             report.duplicates += sum(pid in seen for pid in unique)
             seen.update(unique)
@@ -253,7 +258,7 @@ class WritePath:
         try:
             for batch, (pairs, made, sparse, relabel) in stages:
                 if pairs and made is not None:
-                    ids = [d.point_id for d, _, _ in pairs]
+                    ids = [pid(d) for d, _, _ in pairs]
                     payloads = [p for _, p, _ in pairs]
                     dense, windows = made
                     if room:  # a stream: stop between batches while the store can still close
@@ -265,7 +270,7 @@ class WritePath:
                 for doc, new, _ in relabel:  # metadata changed, text not: no re-embedding
                     with engine_lock:
                         self.call(functools.partial(
-                            engine.set_payload, name, new, None, ids=[doc.point_id]),
+                            engine.set_payload, name, new, None, ids=[pid(doc)]),
                             f"updating {doc.id!r} in {name!r}", report)
                 report.written += len(pairs) + len(relabel)
                 written, batch = len(batch), []

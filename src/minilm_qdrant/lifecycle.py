@@ -1,5 +1,6 @@
 """The document lifecycle: documents by the caller's ids or by filter, read, deleted or given
-new metadata, nothing re-embedded. Mixed into `Collection`, on whatever engine it drives."""
+new metadata, nothing re-embedded. Mixed into `Collection`, on whatever engine it drives; every
+request is confined to the handle's tenant (`minilm_qdrant.tenancy`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 from qdrant_client import models
 
 from minilm_qdrant.batching import metadata_problem
-from minilm_qdrant.documents import METADATA_KEY, Document, point_id
+from minilm_qdrant.documents import METADATA_KEY, Document
 from minilm_qdrant.engines import Engine
 from minilm_qdrant.errors import InputError
+from minilm_qdrant.tenancy import Scope
 
 
 class Lifecycle:
@@ -20,20 +22,22 @@ class Lifecycle:
     name: str
     engine: Engine
     batch_size: int
+    scope: Scope
     _call: Callable[..., Any]
 
     def count(self, query_filter: models.Filter | None = None) -> int:
         """Points in the collection (matching ``query_filter`` when given)."""
-        return int(self._call(lambda: self.engine.count(self.name, query_filter),
+        scoped = self.scope.filter(query_filter)
+        return int(self._call(lambda: self.engine.count(self.name, scoped),
                               f"counting {self.name!r}"))
 
     def get(self, ids: Iterable[str | int]) -> list[Document]:
         """The stored documents with these (caller's) ids, in the order asked; ids not stored
         are absent from the result."""
-        wanted = [point_id(i) for i in _ids(ids)]
+        wanted = [self.scope.id_of(i) for i in _ids(ids)]
         points = self._call(lambda: self.engine.retrieve(self.name, wanted),
                             f"reading from {self.name!r}")
-        found = {p.id: p for p in points}
+        found = {p.id: p for p in points if self.scope.owns(p.payload)}
         return [Document.from_payload(found[pid].payload) for pid in dict.fromkeys(wanted)
                 if pid in found]
 
@@ -42,8 +46,9 @@ class Lifecycle:
         """The stored documents matching ``query_filter`` (all when None), up to ``limit``,
         in the engine's id order."""
         out: list[Document] = []
-        for page in self.engine.scroll(self.name, self.batch_size, False, query_filter):
-            out += (Document.from_payload(p.payload) for p in page)
+        scoped = self.scope.filter(query_filter)
+        for page in self.engine.scroll(self.name, self.batch_size, False, scoped):
+            out += (Document.from_payload(p.payload) for p in page if self.scope.owns(p.payload))
             if limit is not None and len(out) >= limit:
                 return out[:limit]
         return out
@@ -51,6 +56,7 @@ class Lifecycle:
     def delete(self, where: Iterable[str | int] | models.Filter) -> int:
         """Delete documents by the caller's ids or by a filter (``Filter()`` matches every
         document); returns how many were."""
+        self.scope.writable()
         selected, n = self._select(where)
         if not n:
             return 0
@@ -72,6 +78,7 @@ class Lifecycle:
         bad = metadata_problem(values)
         if bad:
             raise InputError(f"{bad}; nothing was changed")
+        self.scope.writable()
         selected, n = self._select(where)
         if n:
             ids = None if isinstance(selected, models.Filter) else selected
@@ -84,13 +91,16 @@ class Lifecycle:
     def _select(
         self, where: Iterable[str | int] | models.Filter
     ) -> tuple[list[str] | models.Filter, int]:
-        """Point ids that exist (for caller's ids) or the filter, and how many points match."""
+        """Point ids that exist in this scope (for caller's ids) or the filter confined to it,
+        and how many points match."""
         if isinstance(where, models.Filter):
-            return where, self.count(where)
-        wanted = list(dict.fromkeys(point_id(i) for i in _ids(where)))
+            scoped = self.scope.filter(where)
+            assert scoped is not None
+            return scoped, self.count(where)
+        wanted = list(dict.fromkeys(self.scope.id_of(i) for i in _ids(where)))
         found = self._call(lambda: self.engine.retrieve(self.name, wanted),
                            f"reading from {self.name!r}") if wanted else []
-        existing = [p.id for p in found]
+        existing = [p.id for p in found if self.scope.owns(p.payload)]
         return existing, len(existing)
 
 

@@ -21,6 +21,7 @@ from minilm_qdrant.documents import Document
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import InputError
+from minilm_qdrant.tenancy import TENANT_KEY
 from minilm_qdrant.windows import WindowSettings
 
 PAGE = 1024
@@ -57,6 +58,9 @@ def reembed(
     vectors of ``source``'s stored documents (ids, metadata and BM25 settings kept; every
     window embedded: also the way to move a collection made before windows, with the same
     model), then, with ``swap``, exchange the two names."""
+    if source.scope.tenant is not None:
+        raise InputError(f"reembed rebuilds every tenant of {source.name!r}: open it with "
+                         "all_tenants=True (the CLI's reembed does)")
     if embedder.fingerprint == source.embedder.fingerprint and source.windowed:
         raise InputError(f"collection {source.name!r} already holds {embedder.spec.name} "
                          "vectors of every window: nothing to re-embed")
@@ -69,9 +73,15 @@ def reembed(
                                 windows=WindowSettings(overlap=overlap))  # the new model's size
     # the same engine (and store lock) as the source: not closed here, the source owns it
     target = Collection(target_label, embedder, engine=source.engine, options=options,
-                        batch_size=source.batch_size, retry_policy=source.retry_policy)
+                        batch_size=source.batch_size, retry_policy=source.retry_policy,
+                        all_tenants=source.scope.tenanted)
     expected = source.count()
-    report = target.upsert(_stored(source), on_progress=on_progress)
+    written = unchanged = 0
+    for tenant, documents in _stored(source):  # each tenant's documents stay that tenant's
+        into = target if tenant is None else target.tenant(tenant)
+        report = into.upsert(documents, on_progress=on_progress, optimize=False)
+        written, unchanged = written + report.written, unchanged + report.unchanged
+    target.optimize()
     points = target.count()
     if points != expected:
         raise InputError(f"{target_label!r} holds {points} points after the reembed but "
@@ -79,11 +89,15 @@ def reembed(
                          "meanwhile? Rerun to finish; nothing was swapped.")
     if swap:
         source.swap(target_label)
-    return ReembedReport(source.name, target_label, embedder.spec.name, report.written,
-                         report.unchanged, points, time.perf_counter() - began, swap)
+    return ReembedReport(source.name, target_label, embedder.spec.name, written,
+                         unchanged, points, time.perf_counter() - began, swap)
 
 
-def _stored(source: Collection) -> Iterator[Document]:
+def _stored(source: Collection) -> Iterator[tuple[str | None, list[Document]]]:
+    """Each page's stored documents, by tenant (None: an untenanted collection)."""
     for page in source.engine.scroll(source.name, PAGE, False):
+        by_tenant: dict[str | None, list[Document]] = {}
         for point in page:
-            yield Document.from_payload(point.payload)
+            tenant = point.payload.get(TENANT_KEY) if source.scope.tenanted else None
+            by_tenant.setdefault(tenant, []).append(Document.from_payload(point.payload))
+        yield from by_tenant.items()

@@ -51,6 +51,8 @@ class MiniLMVectorStore(VectorStore):
         retrieval_mode: ``RetrievalMode.HYBRID`` / ``DENSE`` / ``SPARSE`` (or their strings);
             default: the collection's own (hybrid where it has BM25 sparse vectors).
         fusion: how hybrid fuses in Qdrant, ``dbsf`` (default) or ``rrf``.
+        tenant: confine every text added, searched, got or deleted to this tenant (of a
+            tenanted collection: see minilm_qdrant's README, "Tenants").
         **collection_kwargs: passed to `Collection` (``options``, ``batch_size``, ...).
     """
 
@@ -66,6 +68,7 @@ class MiniLMVectorStore(VectorStore):
         collection: Collection | None = None,
         retrieval_mode: RetrievalMode | str | None = None,
         fusion: Fusion = "dbsf",
+        tenant: str | None = None,
         **collection_kwargs: Any,
     ) -> None:
         if embedding is not None and not isinstance(embedding, MiniLMEmbeddings):
@@ -76,10 +79,13 @@ class MiniLMVectorStore(VectorStore):
         if collection is None:
             collection = Collection(
                 collection_name, embedding.embedder if embedding is not None else None,
-                path=path, url=url, api_key=api_key, client=client, **collection_kwargs,
+                path=path, url=url, api_key=api_key, client=client, tenant=tenant,
+                **collection_kwargs,
             )
         elif any(v is not None for v in (path, url, api_key, client)) or collection_kwargs:
             raise ValueError("give either collection= or where to open one (path, url...)")
+        elif tenant is not None:
+            collection = collection.tenant(tenant)
         elif embedding is not None and \
                 embedding.embedder.fingerprint != collection.embedder.fingerprint:
             raise CollectionMismatch(

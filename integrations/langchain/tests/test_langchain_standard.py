@@ -75,3 +75,24 @@ class TestVectorStoreLocal(VectorStoreIntegrationTests):
         store = MiniLMVectorStore(embeddings, "standard", client=client)
         yield store
         client.close()
+
+
+class TestVectorStoreTenant(VectorStoreIntegrationTests):
+    """A tenant's store on a collection whose other tenant already holds the suite's own ids
+    and texts: the suite, unmodified, must find it empty and never reach the neighbour, whose
+    documents are checked untouched afterwards."""
+
+    @pytest.fixture
+    def vectorstore(  # type: ignore[override]
+        self, tmp_path: Path, embeddings: MiniLMEmbeddings
+    ) -> Iterator[MiniLMVectorStore]:
+        store = MiniLMVectorStore(embeddings, "standard", path=str(tmp_path / "edge"),
+                                  tenant="acme")
+        neighbour = MiniLMVectorStore(embeddings, collection=store.collection, tenant="beta")
+        texts, ids = ["foo", "bar", "baz", "foo bar"], ["1", "2", "3", "4"]
+        neighbour.add_texts(texts, metadatas=[{"id": i} for i in range(4)], ids=ids)
+        yield store
+        kept = neighbour.get_by_ids(ids)
+        assert [(d.id, d.page_content, d.metadata) for d in kept] == [
+            (i, t, {"id": n}) for n, (i, t) in enumerate(zip(ids, texts, strict=True))]
+        store.close()

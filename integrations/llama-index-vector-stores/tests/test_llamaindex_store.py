@@ -187,3 +187,35 @@ def test_opens_by_path_with_the_collections_model(tmp_path: Path) -> None:
     assert not (Path(path) / "meta.json").exists()  # still an Edge store for the CLI
     with Collection("notes", path=path) as col:
         assert col.count() == 1
+
+
+def test_a_tenant_store_sees_and_changes_only_its_own_nodes(location: str) -> None:
+    """Two tenants index the same documents (same node and document ids): each one's index,
+    retriever, queries, get_nodes and deletes see and change its own nodes only."""
+    acme = MiniLMVectorStore("talks", model_name="all-MiniLM-L6-v2", path=location,
+                             tenant="acme")
+    beta = MiniLMVectorStore(collection=acme.client, tenant="beta")
+    _index(acme)
+    _index(beta)
+    assert acme.client.count() == beta.client.count() == len(ROWS)
+    beta.add([TextNode(text="Zygomorphic flowers and their pollinators.", id_="s02",
+                       metadata={"track": "Botany"})])  # a node id acme might guess
+    nodes = VectorStoreIndex.from_vector_store(acme, embed_model=acme.embed_model) \
+        .as_retriever(similarity_top_k=3).retrieve(QUESTION)
+    assert nodes[0].node.ref_doc_id == "s02" and nodes[0].node.metadata["title"].startswith(
+        "Tuning HNSW")
+    assert _query(beta, "zygomorphic pollinators", similarity_top_k=1) == [
+        "Zygomorphic flowers and their pollinators."]
+    assert "Zygomorphic" not in " ".join(_query(acme, "zygomorphic pollinators"))
+    acme.delete("s02")  # by document id: acme's s02 only
+    acme.delete_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="day", value=1)]))
+    left = acme.client.count()
+    assert left < len(ROWS) - 1 and beta.client.count() == len(ROWS) + 1  # beta: all kept
+    assert acme.get_nodes(node_ids=["s02"]) == []
+    top = VectorStoreIndex.from_vector_store(beta, embed_model=beta.embed_model) \
+        .as_retriever(similarity_top_k=1).retrieve(QUESTION)
+    assert top[0].node.ref_doc_id == "s02"
+    assert [n.get_content() for n in beta.get_nodes(node_ids=["s02"])] == [
+        "Zygomorphic flowers and their pollinators."]
+    assert all(n.metadata.get("day") != 1 for n in acme.get_nodes())
+    acme.close()

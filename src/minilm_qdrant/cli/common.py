@@ -59,6 +59,9 @@ FusionOpt = Annotated[str, typer.Option(
     "--fusion", help="How hybrid fuses dense and BM25 in Qdrant: dbsf or rrf.")]
 PrefetchOpt = Annotated[int, typer.Option(
     "--prefetch", min=1, help="Candidates from each side before fusion or MMR.")]
+TenantOpt = Annotated[str | None, typer.Option(
+    "--tenant", help="Confine everything to this tenant's documents (a tenanted collection; "
+    "a new one is made tenanted).")]
 WhereOpt = Annotated[list[str] | None, typer.Option(
     "--where", help="Metadata filter KEY=VALUE (repeatable, all must match; VALUE as JSON "
     "when it parses: 3, true, \"x\").")]
@@ -138,14 +141,15 @@ def one_line_errors() -> Iterator[None]:
 def open_collection(
     collection: str, path: str | None, url: str | None, api_key: str | None,
     allow_insecure: bool, embedder: Embedder | None, create: bool, backend: str = "auto",
-    options: CollectionOptions | None = None,
+    options: CollectionOptions | None = None, tenant: str | None = None,
+    all_tenants: bool = False,
 ) -> Collection:
     if url and path:
         raise typer.BadParameter("give either --path or --url, not both")
     return Collection(
         collection, embedder, path=None if url else (path or DEFAULT_PATH), url=url,
         api_key=api_key, allow_insecure=allow_insecure, create=create, backend=backend,
-        options=options,
+        options=options, tenant=tenant, all_tenants=all_tenants,
     )
 
 

@@ -17,6 +17,7 @@ from minilm_qdrant.cli.common import (
     PathOpt,
     PoolingOpt,
     Progress,
+    TenantOpt,
     UrlOpt,
     WhereOpt,
     app,
@@ -45,6 +46,7 @@ def index(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
+    tenant: TenantOpt = None,
     model: Annotated[str | None, typer.Option(
         help="Model.", show_default=f"the collection's own; {DEFAULT_MODEL} for a new one",
     )] = None,
@@ -87,7 +89,8 @@ def index(
             return f"{bar.done} documents were processed and are stored"
 
         with clean_stop(stopped), open_collection(
-            collection, path, url, api_key, allow_insecure, embedder, True, backend, options
+            collection, path, url, api_key, allow_insecure, embedder, True, backend, options,
+            tenant,
         ) as col, bar:
             for each in paths:
                 if not each.is_dir() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
@@ -170,13 +173,15 @@ def delete(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
+    tenant: TenantOpt = None,
 ) -> None:
     """Delete documents by id, or by metadata (--where KEY=VALUE); nothing is re-embedded."""
     with one_line_errors():
         flt = parse_where(where)
         if bool(ids) == (flt is not None):
             raise typer.BadParameter("give document ids or --where KEY=VALUE (one of them)")
-        with open_collection(collection, path, url, api_key, allow_insecure, None, False) as col:
+        with open_collection(collection, path, url, api_key, allow_insecure, None, False,
+                             tenant=tenant) as col:
             deleted = col.delete(flt if flt is not None else ids or [])
             left = col.count()
         typer.echo(f"Deleted {deleted} documents from {collection!r} ({col.where}); "

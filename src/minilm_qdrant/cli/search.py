@@ -21,6 +21,7 @@ from minilm_qdrant.cli.common import (
     PoolingOpt,
     PrefetchOpt,
     Progress,
+    TenantOpt,
     UrlOpt,
     WhereOpt,
     app,
@@ -64,12 +65,14 @@ def search(
         "--diversity", min=0.0, max=1.0, help="MMR in Qdrant: 0 relevance only, 1 diversity.")
     ] = 0.0,
     where: WhereOpt = None,
+    tenant: TenantOpt = None,
 ) -> None:
     """Search a collection (hybrid by default); higher score = closer (see README)."""
     with one_line_errors():
         embedder = make_embedder(model, pooling, backend)
         with open_collection(
-            collection, path, url, api_key, allow_insecure, embedder, False, backend
+            collection, path, url, api_key, allow_insecure, embedder, False, backend,
+            tenant=tenant,
         ) as col:
             hits = col.search(
                 query, k, mode=parse_mode(mode), fusion=parse_fusion(fusion), prefetch=prefetch,
@@ -114,8 +117,10 @@ def eval_(
     mode: ModeOpt = None,
     fusion: FusionOpt = "dbsf",
     prefetch: PrefetchOpt = 100,
+    tenant: TenantOpt = None,
 ) -> None:
-    """Measure retrieval quality on a BEIR data set through the real index and search path."""
+    """Measure retrieval quality on a BEIR data set through the real index and search path
+    (with --tenant: indexed as, and searched by, that tenant of a tenanted collection)."""
     with one_line_errors():
         if url and path:
             raise typer.BadParameter("give either --path or --url, not both")
@@ -144,7 +149,7 @@ def eval_(
 
         with clean_stop(stopped, rerun), tempfile.TemporaryDirectory() as tmp, Collection(
             name, embedder, path=None if url else (path or tmp), url=url, api_key=api_key,
-            allow_insecure=allow_insecure,
+            allow_insecure=allow_insecure, tenant=tenant,
         ) as col, indexed, queried:
             result = beir.evaluate(
                 col, data, k, indexed, queried,

@@ -117,7 +117,8 @@ def reembed(
                     f"{collection!r} is untouched")
 
         with clean_stop(stopped), open_collection(
-            collection, path, url, api_key, allow_insecure, None, False, backend
+            collection, path, url, api_key, allow_insecure, None, False, backend,
+            all_tenants=True,  # every tenant's documents, each kept its tenant's
         ) as col, bar:
             bar.set_total(col.count())
             report = col.reembed(embedder, to_collection=to_collection, swap=swap,

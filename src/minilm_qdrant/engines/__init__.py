@@ -43,6 +43,9 @@ class CollectionOptions:
     on_disk_payload: bool | None = None
     hnsw_m: int | None = None
     hnsw_ef_construct: int | None = None
+    hnsw_payload_m: int | None = None
+    """Links of the per-tenant HNSW graphs Qdrant builds over the tenant index (with
+    ``hnsw_m=0``: no global graph, every search inside one tenant)."""
     full_scan_threshold: int | None = None
     """KB of vectors under which a segment is searched by full scan instead of HNSW."""
     quantization: Literal["int8"] | None = None
@@ -205,7 +208,8 @@ class Engine(Protocol):
         ...
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:
-        """Index a payload field ("keyword", "integer", "float", "bool", "text", ...)."""
+        """Index a payload field ("keyword", "integer", "float", "bool", "text", ...; "tenant":
+        a keyword index with `is_tenant`, points of a tenant stored together)."""
         ...
 
     def payload_indexes(self, name: str) -> dict[str, str]:

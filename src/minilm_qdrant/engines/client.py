@@ -109,10 +109,11 @@ class ClientEngine:
         options: CollectionOptions,
     ) -> None:
         hnsw = None
-        if (options.hnsw_m, options.hnsw_ef_construct, options.full_scan_threshold) != (None,) * 3:
+        if (options.hnsw_m, options.hnsw_ef_construct, options.full_scan_threshold,
+                options.hnsw_payload_m) != (None,) * 4:
             hnsw = models.HnswConfigDiff(
                 m=options.hnsw_m, ef_construct=options.hnsw_ef_construct,
-                full_scan_threshold=options.full_scan_threshold,
+                full_scan_threshold=options.full_scan_threshold, payload_m=options.hnsw_payload_m,
             )
         quantization = None
         if options.quantization == "int8":
@@ -212,12 +213,15 @@ class ClientEngine:
         self.client.set_payload(name, values, points=selector, key=key, wait=True)
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:
-        schema = models.PayloadSchemaType(kind)
+        schema: Any = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
+                                                is_tenant=True) \
+            if kind == "tenant" else models.PayloadSchemaType(kind)
         self.client.create_payload_index(name, field, field_schema=schema, wait=True)
 
     def payload_indexes(self, name: str) -> dict[str, str]:
         schema = self.client.get_collection(name).payload_schema or {}
-        return {k: str(getattr(v.data_type, "value", v.data_type)) for k, v in schema.items()}
+        return {k: "tenant" if getattr(v.params, "is_tenant", None)
+                else str(getattr(v.data_type, "value", v.data_type)) for k, v in schema.items()}
 
     def optimize(self, name: str) -> None:
         """A server indexes in the background; local mode has no index to build."""

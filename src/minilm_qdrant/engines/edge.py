@@ -259,13 +259,16 @@ class EdgeEngine:
         shutil.rmtree(folder, ignore_errors=True)
 
     def create_payload_index(self, name: str, field: str, kind: str) -> None:
-        if kind not in _SCHEMA:
+        schema: Any = qe.KeywordIndexParams(is_tenant=True) if kind == "tenant" \
+            else _SCHEMA.get(kind)
+        if schema is None:
             raise InputError(f"payload index type {kind!r} is not one of {sorted(_SCHEMA)}")
-        self._shard(name).update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
+        self._shard(name).update(qe.UpdateOperation.create_field_index(field, schema))
 
     def payload_indexes(self, name: str) -> dict[str, str]:
         schema = self._shard(name).info().payload_schema
-        return {k: str(v.data_type).rpartition(".")[2].lower() for k, v in schema.items()}
+        return {k: "tenant" if getattr(v.params, "is_tenant", None)
+                else str(v.data_type).rpartition(".")[2].lower() for k, v in schema.items()}
 
     def optimize(self, name: str) -> None:
         """Merge segments and build the HNSW index of large ones (blocks until done)."""

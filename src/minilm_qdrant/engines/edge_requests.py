@@ -197,10 +197,15 @@ def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
     """A shard's config from a collection's metadata (size, distance, options, sparse)."""
     opts = meta.get("options", {})
     hnsw = None
-    if any(opts.get(k) is not None for k in ("hnsw_m", "hnsw_ef_construct", "full_scan_threshold")):
+    keys = ("hnsw_m", "hnsw_ef_construct", "full_scan_threshold", "hnsw_payload_m")
+    if any(opts.get(k) is not None for k in keys):
+        def given(key: str, default: int) -> int:
+            return default if opts.get(key) is None else int(opts[key])  # m=0 is a choice
+
         hnsw = qe.HnswIndexConfig(
-            m=opts.get("hnsw_m") or 16, ef_construct=opts.get("hnsw_ef_construct") or 100,
-            full_scan_threshold=opts.get("full_scan_threshold") or 10_000,
+            m=given("hnsw_m", 16), ef_construct=given("hnsw_ef_construct", 100),
+            full_scan_threshold=given("full_scan_threshold", 10_000),
+            payload_m=opts.get("hnsw_payload_m"),
         )
     quantization = None
     if opts.get("quantization") == "int8":

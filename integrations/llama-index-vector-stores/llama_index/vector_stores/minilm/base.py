@@ -34,7 +34,6 @@ from qdrant_client import models
 
 from minilm_qdrant import Collection, Document, Hit
 from minilm_qdrant.collection import DEFAULT_COLLECTION
-from minilm_qdrant.documents import point_id
 from minilm_qdrant.engines import Fusion, Mode
 
 NODE_KEYS = ("_node_content", "_node_type", "ref_doc_id")
@@ -62,6 +61,8 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         path / url / api_key / client: where it lives (as `Collection`); default in memory.
         collection: an open core `Collection` to use as it is.
         fusion: how hybrid fuses in Qdrant, ``dbsf`` (default) or ``rrf``.
+        tenant: confine every node added, read, queried or deleted to this tenant (of a
+            tenanted collection: see minilm_qdrant's README, "Tenants").
         **collection_kwargs: passed to `Collection` (``options``, ``batch_size``, ...).
     """
 
@@ -86,6 +87,7 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         client: Any | None = None,
         collection: Collection | None = None,
         fusion: Fusion = "dbsf",
+        tenant: str | None = None,
         **collection_kwargs: Any,
     ) -> None:
         if collection is None:
@@ -93,7 +95,9 @@ class MiniLMVectorStore(BasePydanticVectorStore):
                 if model_name else None
             collection = Collection(collection_name, embedder, path=path, url=url,
                                     api_key=api_key, client=client, backend=backend,
-                                    **collection_kwargs)
+                                    tenant=tenant, **collection_kwargs)
+        elif tenant is not None:
+            collection = collection.tenant(tenant)
         super().__init__(collection_name=collection.name, fusion=fusion)  # type: ignore[call-arg]
         self._collection = collection
         core = collection.embedder
@@ -149,7 +153,7 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         """Delete nodes by id, by metadata filters, or both (nodes matching both)."""
         if node_ids == []:
             return
-        where = _select(node_ids, filters)
+        where = _select(self._collection, node_ids, filters)
         if where is None:
             raise ValueError("give node_ids or filters")
         self._collection.delete(where)
@@ -168,7 +172,8 @@ class MiniLMVectorStore(BasePydanticVectorStore):
             return []
         if filters is None and node_ids is not None:
             return [_node(d) for d in self._collection.get(node_ids)]
-        return [_node(d) for d in self._collection.find(_select(node_ids, filters))]
+        where = _select(self._collection, node_ids, filters)
+        return [_node(d) for d in self._collection.find(where)]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """DEFAULT runs the collection's mode (hybrid where it has BM25 vectors); HYBRID,
@@ -178,7 +183,8 @@ class MiniLMVectorStore(BasePydanticVectorStore):
             query.similarity_top_k
         # an empty list is no constraint: the index passes its (empty) node list of a store
         # that keeps the text
-        flt = _select(query.node_ids or None, query.filters, query.doc_ids or None)
+        flt = _select(self._collection, query.node_ids or None, query.filters,
+                      query.doc_ids or None)
         if query.query_str:
             hits = self._collection.search(
                 query.query_str, k, mode=mode, fusion=self.fusion,  # type: ignore[arg-type]
@@ -246,13 +252,14 @@ def _ref_doc(ids: list[str]) -> models.Filter:
 
 
 def _select(
-    node_ids: list[str] | None, filters: MetadataFilters | None,
+    collection: Collection, node_ids: list[str] | None, filters: MetadataFilters | None,
     doc_ids: list[str] | None = None,
 ) -> models.Filter | None:
-    """Node ids (as point ids), metadata filters and source documents, all to hold."""
+    """Node ids (as the collection's point ids: a tenant's own), metadata filters and source
+    documents, all to hold."""
     must: list[Any] = []
     if node_ids is not None:
-        must.append(models.HasIdCondition(has_id=[point_id(i) for i in node_ids]))
+        must.append(models.HasIdCondition(has_id=[collection.scope.id_of(i) for i in node_ids]))
     metadata = to_qdrant(filters)
     if metadata is not None:
         must.append(metadata)

@@ -1,0 +1,164 @@
+"""Search: the query embedded (its windows where it is long) and BM25-encoded, one request
+(prefetch, fusion, MMR, MaxSim all inside Qdrant), hits with the passage that answered. Mixed
+into `Collection`; the filter of every stage is confined to the handle's tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+
+from minilm_qdrant.documents import Hit
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.engines import (
+    FUSIONS,
+    MODES,
+    Engine,
+    Fusion,
+    Mode,
+    SearchRequest,
+    Sparse,
+    StoredPoint,
+)
+from minilm_qdrant.errors import InputError
+from minilm_qdrant.sparse import Bm25Encoder
+from minilm_qdrant.tenancy import Scope
+from minilm_qdrant.windows import SPANS_KEY, Windows, best_window, passage
+
+
+class Searching:
+    """`Collection`'s search methods (it provides what is declared here)."""
+
+    name: str
+    where: str
+    engine: Engine
+    embedder: Embedder
+    sparse: Bm25Encoder | None
+    windows: Windows | None
+    scope: Scope
+    _call: Callable[..., Any]
+
+    @property
+    def default_mode(self) -> Mode:
+        """``hybrid`` where the collection has BM25 sparse vectors, else ``dense``."""
+        return "hybrid" if self.sparse is not None else "dense"
+
+    def search(
+        self, query: str, k: int = 10, *, mode: Mode | None = None,
+        query_filter: models.Filter | None = None, fusion: Fusion = "dbsf", prefetch: int = 100,
+        diversity: float = 0.0, exact: bool = False, hnsw_ef: int | None = None,
+    ) -> list[Hit]:
+        """The k best documents for ``query``, best first (higher score = closer).
+
+        ``mode``: ``hybrid`` (default where the collection has sparse vectors: dense and BM25
+        candidates, ``prefetch`` from each, fused in the engine by ``dbsf`` or ``rrf``),
+        ``dense`` or ``sparse``. ``diversity`` (0-1) re-ranks the candidates by MMR in the
+        engine. ``query_filter`` applies to every stage. ``exact`` scans every dense vector;
+        ``hnsw_ef`` widens the HNSW search (recall vs speed).
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("the search query is empty")
+        mode = self.resolve_mode(mode)
+        dense = windows = None
+        if mode != "sparse" or diversity:
+            if self.windows is not None:  # a long query is cut like the documents
+                windows = self.embedder.embed_query_windows(query, self.windows)
+                dense = self.embedder.pooled(windows)
+            else:
+                dense = self.embedder.embed_query(query)
+        sparse = self.sparse.encode_query(query) if self.sparse and mode != "dense" else None
+        return self.search_vector(
+            dense, k, sparse=sparse, mode=mode, query_filter=query_filter, fusion=fusion,
+            prefetch=prefetch, diversity=diversity, exact=exact, hnsw_ef=hnsw_ef,
+            windows=windows,
+        )
+
+    def search_vector(
+        self, vector: np.ndarray | None, k: int = 10, *, sparse: Sparse | None = None,
+        mode: Mode | None = None, query_filter: models.Filter | None = None,
+        fusion: Fusion = "dbsf", prefetch: int = 100, diversity: float = 0.0,
+        exact: bool = False, hnsw_ef: int | None = None, windows: np.ndarray | None = None,
+        passages: int | None = None,
+    ) -> list[Hit]:
+        """Search with already encoded query vectors (dense and/or BM25 sparse; ``windows``:
+        the query's window vectors, default the one dense vector).
+
+        ``mode`` defaults to what is given: both -> hybrid, one -> that one. Each hit carries
+        the passage that answered (the best window: by the dense query where there is one,
+        else by BM25); with ``passages``, only the first that many hits do (their window
+        vectors are read in a second request; reading every hit's costs ~0.5 ms a long hit).
+        """
+        if mode is None:
+            mode = "dense" if sparse is None else "sparse" if vector is None else "hybrid"
+        if self.windows is not None and vector is not None and windows is None:
+            windows = np.asarray(vector, dtype=np.float32)[None, :]
+        request = SearchRequest(
+            k=k, mode=self.resolve_mode(mode), dense=vector, sparse=sparse, fusion=fusion,
+            prefetch=prefetch, diversity=diversity, query_filter=self.scope.filter(query_filter),
+            exact=exact,
+            hnsw_ef=hnsw_ef, windows=windows if self.windows is not None else None,
+            with_windows=self.windows is not None and vector is not None and passages is None,
+        )
+        _check(request)
+        points = self._call(lambda: self.engine.search(self.name, request),
+                            f"searching {self.name!r}")
+        if passages is None:
+            return [self._hit(p, windows, sparse) for p in points]
+        first = points[:passages]
+        if request.windows is not None:  # the window vectors of the long ones among them
+            long = [p.id for p in first if len(p.payload.get(SPANS_KEY) or ()) > 1]
+            read = {p.id: p.windows for p in self._call(
+                lambda: self.engine.retrieve(self.name, long, windows=True),
+                f"reading {self.name!r}")} if long else {}
+            first = [replace(p, windows=read.get(p.id)) for p in first]
+        return [self._hit(p, windows, sparse) for p in first] + [
+            Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points[passages:]]
+
+    def _hit(self, point: StoredPoint, query: np.ndarray | None, sparse: Sparse | None) -> Hit:
+        hit = Hit.from_point(point.id, float(point.score or 0.0), point.payload)
+        spans = point.payload.get(SPANS_KEY)
+        best = 0
+        if spans and len(spans) > 1:
+            if query is not None and point.windows is not None:
+                best = best_window(query, point.windows)
+            elif sparse is not None and self.sparse is not None:
+                best = _by_terms(self.sparse, sparse, [hit.text[a:b] for a, b in spans])
+        return replace(hit, passage=passage(hit.text, spans, best))
+
+    def resolve_mode(self, mode: Mode | None) -> Mode:
+        """``mode``, or the default; a mode this collection cannot run raises `InputError`."""
+        if mode is None:
+            return self.default_mode
+        if mode not in MODES:
+            raise InputError(f"search mode {mode!r} is not one of {', '.join(MODES)}")
+        if mode != "dense" and self.sparse is None:
+            raise InputError(
+                f"Collection {self.name!r} at {self.where} has no BM25 sparse vectors (it was "
+                f"made dense-only, or before hybrid search), so mode {mode!r} cannot run: search "
+                "it with mode 'dense' (--mode dense); or add them from the stored text without "
+                "re-embedding (minilm-qdrant add-sparse, Collection.add_sparse(); embedded "
+                "store), or index the documents into a new collection, which gets them."
+            )
+        return mode
+
+
+def _check(r: SearchRequest) -> None:
+    if r.k < 1:
+        raise InputError(f"k must be >= 1, got {r.k}")
+    if r.fusion not in FUSIONS:
+        raise InputError(f"fusion {r.fusion!r} is not one of {', '.join(FUSIONS)}")
+    if r.prefetch < 1:
+        raise InputError(f"prefetch must be >= 1, got {r.prefetch}")
+    if not 0.0 <= r.diversity <= 1.0:
+        raise InputError(f"diversity must be between 0 and 1, got {r.diversity}")
+
+
+def _by_terms(encoder: Bm25Encoder, query: Sparse, texts: list[str]) -> int:
+    """The text sharing the most BM25 weight with the query (the passage of a sparse hit)."""
+    wanted = dict(zip(query.indices, query.values, strict=True))
+    scores = [sum(wanted.get(i, 0.0) * v for i, v in zip(s.indices, s.values, strict=True))
+              for s in encoder.encode_documents(texts)]
+    return int(np.argmax(scores))
