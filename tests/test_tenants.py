@@ -385,3 +385,26 @@ def test_tenant_vectors_match_an_untenanted_collection(embedder: Embedder) -> No
             b = [(h.id, round(h.score, 4)) for h in alone.search(q, mode="dense")]
             assert a == b
             assert np.isfinite([h.score for h in acme.search(q)]).all()
+
+
+def test_eval_as_a_tenant_scores_only_its_own_corpus(tmp_path: Path) -> None:
+    """`eval --tenant`: a neighbour holding the same ids with their texts shuffled (a leak
+    would change every ranking) leaves the tenant's figures those of a store of its own."""
+    from test_eval import CORPUS, cli, write_beir
+
+    real = write_beir(tmp_path / "real")
+    shuffled = [{**doc, "text": CORPUS[(i + 1) % len(CORPUS)]["text"]}
+                for i, doc in enumerate(CORPUS)]
+    noise = write_beir(tmp_path / "noise", corpus="".join(json.dumps(d) + "\n" for d in shuffled))
+    store = str(tmp_path / "s")
+    shared = ["--collection", "c", "--path", store, "--model", "all-MiniLM-L6-v2", "--json",
+              "--mode", "dense"]
+
+    def ndcg(*args: str) -> float:
+        out = cli("eval", *args, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        return float(json.loads(out.stdout)["ndcg@10"])
+
+    ndcg(str(noise), *shared, "--tenant", "noise")
+    alone = ndcg(str(real), "--model", "all-MiniLM-L6-v2", "--json", "--mode", "dense")
+    assert ndcg(str(real), *shared, "--tenant", "acme") == alone > 0
