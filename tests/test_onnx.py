@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from faults import record
 
-from minilm_qdrant import Embedder
+from minilm_qdrant import Collection, Document, Embedder
 from minilm_qdrant.backends import token_batches
 from minilm_qdrant.backends.onnx_export import INT8_FILE, exported_dir
+from minilm_qdrant.errors import IngestError
 
 TEXTS = [
     "a",
@@ -66,6 +67,23 @@ def test_onnx_int8_stays_close(embedder: Embedder, exported: Path) -> None:
     ref = embedder.embed_documents(TEXTS)
     got = Embedder(embedder.model_name, backend="onnx-int8").embed_documents(TEXTS)
     assert _cosines(got, ref).mean() >= 0.98
+
+
+def test_given_int8_vectors_are_taken_and_another_spaces_refused(
+        embedder: Embedder, exported: Path, tmp_path: Path) -> None:
+    """int8 quantises over the whole batch: a short text's vector from a padded batch is not
+    the one it gets alone (cosine ~0.98), and is still this model's; a vector of another space
+    is refused in one line, nothing written, and the rerun hint says what to fix."""
+    int8 = Embedder(embedder.model_name, backend="onnx-int8")
+    short = TEXTS[2]
+    batched = int8.embed_documents([short, TEXTS[1]])[0]
+    assert _cosines(batched[None], int8.embed_documents([short]))[0] < 0.999
+    with Collection("given", int8, path=str(tmp_path / "store")) as col:
+        assert col.upsert([Document(short, id="a")], vectors={"a": batched}).written == 1
+        other = np.roll(batched, 7)  # the same numbers in another space
+        with pytest.raises(IngestError, match=r"not all-MiniLM-L6-v2's .*Fix or leave out"):
+            col.upsert([Document(TEXTS[3], id="b")], vectors={"b": other})
+        assert col.count() == 1 and col.get(["b"]) == []
 
 
 def test_export_is_cached_and_reused(embedder: Embedder, exported: Path) -> None:

@@ -53,8 +53,12 @@ def test_windows_fit_the_model_cover_every_token_and_prefer_sentence_ends(
         spans = cutter.cut([doc.text])[0]
         assert len(spans) > 1
         covered = np.zeros(len(doc.text), dtype=bool)
+        sizes = [len(tokenizer.encode(doc.text[a:b], add_special_tokens=False).ids)
+                 for a, b in spans]
+        assert max(sizes) <= 254
+        assert sizes[-1] >= 254 * 3 // 4  # the last window is full length, no short tail
+        assert spans[-1][1] == len(doc.text.rstrip())
         for a, b in spans:
-            assert len(tokenizer.encode(doc.text[a:b], add_special_tokens=False).ids) <= 254
             covered[a:b] = True
         gaps = "".join(c for c, seen in zip(doc.text, covered, strict=True) if not seen)
         assert not gaps.strip()  # every character but whitespace is in a window
