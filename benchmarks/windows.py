@@ -2,7 +2,7 @@
 latency, disk and memory.
 
     PYTHONPATH=src python benchmarks/windows.py quality [--sets scifact-long:train scifact:train
-        nfcorpus:dev irled2017:dev] [--cache DIR]
+        nfcorpus:dev irled2017:dev /any/beir/dir:split] [--cache DIR] [--backend auto]
     PYTHONPATH=src python benchmarks/windows.py ingest [--scifact 1000] [--long 100]
     PYTHONPATH=src python benchmarks/windows.py query [--docs 5000]
 
@@ -68,9 +68,10 @@ def quality(sets: list[str], cache: Path, backend: str,
 
     rows = []
     embedder = Embedder(MODEL, backend=backend)
-    for item in sets:
-        name, split = item.split(":")
-        data = load_beir(SHARED / name, split)
+    for item in sets:  # a set of ../shared/data by name, or any BEIR directory by path
+        root, split = item.rsplit(":", 1)
+        name = Path(root).name
+        data = load_beir(SHARED / root, split)
         for layout in layouts:
             options = CollectionOptions() if layout == "windows" \
                 else CollectionOptions(windows=None)

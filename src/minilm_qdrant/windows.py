@@ -3,10 +3,8 @@
 A document longer than the model's limit (256 word pieces for all-MiniLM-L6-v2) is cut on the
 model's own tokenizer into windows of at most ``size`` word pieces overlapping by about
 ``overlap``; a cut prefers a paragraph end, then a sentence end, then a word start, within the
-last quarter of a window. The last window ends at the text's end and is full length (it shares
-more with the one before): a short tail window would match queries on a few words alone.
-Windows are kept as character offsets into the text, so a hit can hand back the passage that
-answered. A text that fits is one window: the whole text.
+last quarter of a window. Windows are kept as character offsets into the text, so a hit can hand
+back the passage that answered. A text that fits is one window: the whole text.
 
 Knows nothing of engines or the CLI: the write path, the query path and the hits use it.
 """
@@ -97,11 +95,7 @@ class Windows:
         start = 0
         while True:
             end = start + self.size
-            if end >= n:  # the last window ends at the text's end, full length (no short tail)
-                if spans:
-                    first = n - self.size
-                    start = max(range(first, min(start, first + self.size // 4) + 1),
-                                key=lambda j: (rank[j], -j))
+            if end >= n:
                 spans.append((offsets[start][0], offsets[n - 1][1]))
                 return spans
             lowest = start + max(1, self.size * 3 // 4)
