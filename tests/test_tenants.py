@@ -275,6 +275,8 @@ def test_a_server_receives_the_tenant_in_every_stage(embedder: Embedder) -> None
     col.delete(escape)
     col.set_metadata(escape, {"x": 1})
 
+    [create] = [b for m, p, b in sent if m == "PUT" and p == "/collections/docs"]
+    assert create["hnsw_config"] == {"m": 0, "payload_m": 16}  # a graph per tenant
     index = [b for m, p, b in sent if p.endswith("/index")]
     assert index == [{"field_name": TENANT_KEY, "field_schema": {
         "type": "keyword", "is_tenant": True}}]
@@ -342,6 +344,9 @@ def test_reembed_and_push_keep_every_tenant(embedder: Embedder, tmp_path: Path) 
         moved = Collection("t2", engine=acme.engine, tenant="beta")
         assert [d.text for d in moved.get(["doc-1"])] == ["beta one"]
         assert moved.tenant("acme").count() == 2
+        for name in ("t", "t2"):  # made and reembedded: a graph per tenant, none global
+            options = acme.engine._meta(name)["options"]  # type: ignore[attr-defined]
+            assert (options["hnsw_m"], options["hnsw_payload_m"]) == (0, 16)
     out = str(tmp_path / "copy")
     pushed = push(path=path, collection="t", to_path=out)
     assert pushed.copied == 3 and pushed.indexes == [TENANT_KEY]  # the tenant index travels

@@ -33,7 +33,7 @@ from minilm_qdrant.lifecycle import Lifecycle
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.searching import Searching
 from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
-from minilm_qdrant.tenancy import TENANT_KEY, Scope, check_tenant
+from minilm_qdrant.tenancy import TENANT_KEY, Scope, check_tenant, tenanted_options
 from minilm_qdrant.windows import Windows, WindowSettings
 
 if TYPE_CHECKING:
@@ -177,6 +177,7 @@ class Collection(Lifecycle, Searching):
                 fingerprint["windows"] = self.windows.settings.as_dict()
             if self.scope.tenanted:
                 fingerprint["tenants"] = True
+                options = tenanted_options(options)
             self._call(
                 lambda: self.engine.create(
                     self.name, spec.dim, spec.distance, {FINGERPRINT_KEY: fingerprint}, options,

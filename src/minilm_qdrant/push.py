@@ -25,6 +25,7 @@ from minilm_qdrant.engines.client import ClientEngine, connect
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
 from minilm_qdrant.sparse import Bm25Settings
+from minilm_qdrant.tenancy import tenanted_options
 from minilm_qdrant.windows import WindowSettings
 
 
@@ -107,9 +108,11 @@ def push(
             if existing is None:
                 settings = Bm25Settings.from_dict(fingerprint["sparse"]) if sparse else None
                 cut = WindowSettings.from_dict(fingerprint["windows"]) if info.windows else None
+                made = replace(options or CollectionOptions(), sparse=settings, windows=cut)
+                if fingerprint.get("tenants"):  # a graph per tenant there too
+                    made = tenanted_options(made)
                 call(lambda: target.create(
-                    target_name, info.size, info.distance, {FINGERPRINT_KEY: fingerprint},
-                    replace(options or CollectionOptions(), sparse=settings, windows=cut),
+                    target_name, info.size, info.distance, {FINGERPRINT_KEY: fingerprint}, made,
                 ), f"creating {target_name!r}")
                 report.created = True
             else:

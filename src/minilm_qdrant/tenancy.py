@@ -10,17 +10,32 @@ reaches the engine, so a caller's filter can narrow the scope but never widen it
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from qdrant_client import models
 
 from minilm_qdrant.documents import ID_NAMESPACE, Document, point_id
 from minilm_qdrant.errors import InputError
 
+if TYPE_CHECKING:
+    from minilm_qdrant.engines import CollectionOptions
+
 TENANT_KEY = "tenant"
 """The reserved payload key holding a point's tenant (top level, beside ``metadata``)."""
 MAX_TENANT_CHARS = 256
+TENANT_PAYLOAD_M = 16
+"""Links of each tenant's own HNSW graph in a tenanted collection (Qdrant's ``payload_m``,
+with the global graph off: ``m=0``)."""
+
+
+def tenanted_options(options: CollectionOptions) -> CollectionOptions:
+    """A tenanted collection's index: a graph per tenant and none global (a tenant's search
+    is all a handle runs but an administrator's; faster and as exact, benchmarks/tenants.md),
+    unless ``options`` chooses ``hnsw_m`` or ``hnsw_payload_m``."""
+    if (options.hnsw_m, options.hnsw_payload_m) != (None, None):
+        return options
+    return replace(options, hnsw_m=0, hnsw_payload_m=TENANT_PAYLOAD_M)
 
 
 def check_tenant(tenant: object) -> str:
