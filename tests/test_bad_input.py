@@ -82,17 +82,18 @@ def test_bad_lines_stop_or_are_skipped_and_nothing_stored_is_lost(run, tmp_path:
 
 
 @pytest.mark.parametrize("skip", [False, True])
-def test_ten_megabyte_document_is_refused_before_sending(run, tmp_path: Path, skip: bool) -> None:
+def test_twenty_megabyte_document_is_refused_before_sending(
+        run, tmp_path: Path, skip: bool) -> None:
     good = jsonl(tmp_path / "good.jsonl", b'{"id": "a", "text": "A small document."}')
     assert run(str(good))[0] == 0
     big = jsonl(tmp_path / "big.jsonl", b'{"id": "b", "text": "Before the big one."}',
-                json.dumps({"id": "big", "text": "word " * (2 * 1024 * 1024)}).encode())
+                json.dumps({"id": "big", "text": "word " * (4 * 1024 * 1024)}).encode())
     code, _, err = run(str(big), *(["--skip-invalid"] if skip else []))
     assert code == 1 and "'big' needs about" in err and "request bound" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert run.count() == 2  # a and b; nothing lost, the big one never sent
-    record(f"a 10 MB document (CLI{', --skip-invalid' if skip else ''})",
-           "exit 1 naming 'big', refused before sending (rule: > 4 MiB request bound)",
+    record(f"a 20 MB document (CLI{', --skip-invalid' if skip else ''})",
+           "exit 1 naming 'big', refused before sending (rule: > 30 MiB request bound)",
            2, run.count())
 
 

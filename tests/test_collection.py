@@ -20,6 +20,7 @@ from minilm_qdrant import (
     Embedder,
     InputError,
 )
+from minilm_qdrant.batching import estimated_bytes
 from minilm_qdrant.collection import FINGERPRINT_KEY
 
 DOCS = [
@@ -175,6 +176,17 @@ def test_batches_are_bounded_by_bytes(embedder: Embedder) -> None:
     assert sum(sizes) == 10 and max(sizes) < 10
     with pytest.raises(InputError, match="request bound"):
         list(col.writer().items([Document("x" * 100_000, id="huge")]))
+
+
+def test_a_long_documents_point_goes_alone_up_to_the_request_bound(embedder: Embedder) -> None:
+    """Batches aim at 4 MiB; a point bigger than that (every window's vector travels with it:
+    a 400-page judgment) is sent alone instead of refused, up to the 30 MiB request bound."""
+    col = Collection("docs", embedder)
+    long = Document("The appellant's counsel cited the earlier judgment. " * 10_000, id="long")
+    batches = list(col.writer().items([Document("a", id=1), long, Document("b", id=2)]))
+    assert [[doc.id for doc, _ in b] for b in batches] == [[1], ["long"], [2]]
+    windows = len(batches[1][0][1])
+    assert estimated_bytes(long, embedder.dim, True, windows) > 4 * 1024 * 1024
 
 
 def test_bad_vectors_are_caught_before_sending(embedder: Embedder) -> None:

@@ -109,13 +109,13 @@ def test_estimate_covers_the_real_request_size(embedder: Embedder) -> None:
 def test_too_large_document_fails_before_sending(embedder: Embedder) -> None:
     faults = FaultInjector()
     col = faults.collection(embedder, batch_size=10)
-    huge = Document("x" * (10 * 1024 * 1024), id="huge")  # a 10 MB document
+    huge = Document("x" * (20 * 1024 * 1024), id="huge")  # 20 MB: over 30 MiB as JSON
     with pytest.raises(IngestError, match=r"'huge' needs about .* request bound") as err:
         col.upsert([DOCS[0], DOCS[1], huge, DOCS[2]])
     assert err.value.report.written == 2 and err.value.report.failed_ids == ["huge"]
     assert all("huge" not in (s.body["batch"]["payloads"][0]["doc_id"]) for s in faults.upserts)
     assert sorted(set(faults.acked)) == sorted([DOCS[0].point_id, DOCS[1].point_id])
-    record("a 10 MB document after 2 good ones", "refused before sending, named; the 2 before "
+    record("a 20 MB document after 2 good ones", "refused before sending, named; the 2 before "
            "it written", 2, len(set(faults.acked)))
 
 

@@ -1,7 +1,9 @@
 """What may be sent, and in what batches: checks before sending, count- and byte-bounded batches.
 
 Qdrant refuses requests over 32 MiB (about 5 MB is its advice), so every batch the collection
-or `push` sends is bounded by an estimate of its size on the wire as well as by count.
+or `push` sends is bounded by an estimate of its size on the wire as well as by count: batches
+aim at 4 MiB, and a long document whose point alone is bigger (every window's vector travels
+with it) goes alone in a request of its own, up to the request bound.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from minilm_qdrant.documents import Document
 from minilm_qdrant.errors import InputError
 
 T = TypeVar("T")
-MAX_BATCH_BYTES = 4 * 1024 * 1024
-"""Request bound per batch: well under Qdrant's 32 MiB limit, near its ~5 MB advice."""
+MAX_BATCH_BYTES = 30 * 1024 * 1024
+"""Request bound: no request above it (a document whose point alone would be is refused, by
+name); under Qdrant's 32 MiB limit: a document of ~2,500 windows (~350,000 words)."""
+BATCH_TARGET_BYTES = 4 * 1024 * 1024
+"""What a batch of several points aims at (near Qdrant's ~5 MB advice)."""
 _BYTES_PER_FLOAT = 25  # a float32 written as JSON text with separator (measured: 22-24)
 _SPARSE_BYTES_PER_TERM = 24  # an index (<= 10 digits) and a float32 value as JSON text
 _WORD = re.compile(r"\w+")

@@ -58,8 +58,10 @@ class Collection(Lifecycle, Searching):
         options: settings used when the collection is created (scale; ``sparse``: the BM25
             settings, default English, or None for a dense-only collection).
         create: create the collection when missing (else `CollectionNotFound`).
-        batch_size / max_batch_bytes: ingest batches are bounded by both; a batch is also
-            the window in which texts are sorted by length for embedding.
+        batch_size / max_batch_bytes: ingest batches are bounded by both (batches of
+            several points aim at 4 MiB; a long document's point may go alone up to
+            ``max_batch_bytes``, 30 MiB); a batch is also the window in which texts are
+            sorted by length for embedding.
         retry_policy: how transient failures are retried.
         backend: the backend of the embedder built here (none given): ``torch``, ``onnx``...
         tenant: confine every operation to this tenant (a new collection is made tenanted;

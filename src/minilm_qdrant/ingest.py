@@ -22,6 +22,7 @@ import numpy as np
 
 from minilm_qdrant import retry
 from minilm_qdrant.batching import (
+    BATCH_TARGET_BYTES,
     Refused,
     bounded,
     check_vectors,
@@ -139,7 +140,8 @@ class WritePath:
                     raise Refused(too_large(doc, cost, limit), doc)
                 yield (doc, spans), cost
 
-        batches = bounded(checked(), lambda pair: pair[1], self.batch_size, limit)
+        batches = bounded(checked(), lambda pair: pair[1], self.batch_size,
+                          min(limit, BATCH_TARGET_BYTES))  # a bigger point goes alone
         return ([item for item, _ in batch] for batch in batches)
 
     def write(

@@ -18,7 +18,13 @@ import numpy as np
 from qdrant_client import models
 
 from minilm_qdrant import retry
-from minilm_qdrant.batching import MAX_BATCH_BYTES, bounded, payload_bytes, point_bytes
+from minilm_qdrant.batching import (
+    BATCH_TARGET_BYTES,
+    MAX_BATCH_BYTES,
+    bounded,
+    payload_bytes,
+    point_bytes,
+)
 from minilm_qdrant.collection import FINGERPRINT_KEY
 from minilm_qdrant.engines import CollectionOptions, Engine, Sparse, StoredPoint
 from minilm_qdrant.engines.client import ClientEngine, connect
@@ -132,7 +138,8 @@ def push(
                 report.indexes.append(key)
             points = (p for page in source.scroll(collection, batch_size) for p in page)
             dim = info.size
-            for batch in bounded(points, lambda p: _bytes(p, dim), batch_size, max_batch_bytes):
+            for batch in bounded(points, lambda p: _bytes(p, dim), batch_size,
+                                 min(max_batch_bytes, BATCH_TARGET_BYTES)):
                 ids = [p.id for p in batch]
                 vectors = _stack(batch)
                 payloads = [p.payload for p in batch]
