@@ -86,7 +86,8 @@ class StoredPoint:
         """A point as both engines return it (a bare vector, or ``{"": dense, "bm25": sparse,
         "windows": [[...], ...]}``)."""
         vector = sparse = windows = None
-        named = record.vector if isinstance(record.vector, dict) else {"": record.vector}
+        given = record.vector  # Edge builds its Python lists on each read: read it once
+        named = given if isinstance(given, dict) else {"": given}
         if with_vectors and named.get("") is not None:
             vector = np.asarray(named[""], dtype=np.float32)
             sparse = named.get(SPARSE_NAME)
