@@ -28,19 +28,19 @@ from minilm_qdrant.engines import (
 )
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
+from minilm_qdrant.fingerprint import FINGERPRINT_KEY, Fingerprint, describe
 from minilm_qdrant.ingest import UpsertReport, WritePath
 from minilm_qdrant.lifecycle import Lifecycle
 from minilm_qdrant.models import DEFAULT_MODEL
 from minilm_qdrant.searching import Searching
 from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
 from minilm_qdrant.tenancy import TENANT_KEY, Scope, check_tenant, tenanted_options
-from minilm_qdrant.windows import Windows, WindowSettings
+from minilm_qdrant.windows import Windows
 
 if TYPE_CHECKING:
     from minilm_qdrant.reembed import ReembedReport
 
 __all__ = ["DEFAULT_COLLECTION", "FINGERPRINT_KEY", "Collection", "UpsertReport"]
-FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 DEFAULT_COLLECTION = "documents"
 PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "text", "datetime", "uuid", "geo")
 
@@ -160,6 +160,8 @@ class Collection(Lifecycle, Searching):
     def _open(
         self, embedder: Embedder | None, options: CollectionOptions, create: bool
     ) -> Embedder:
+        """Validate the collection against its fingerprint (or create it, fingerprinted) and
+        take its BM25 and window settings; returns the embedder that matches it."""
         given = embedder is not None
         info = self._call(lambda: self.engine.info(self.name), f"reading collection {self.name!r}")
         if info is None:
@@ -169,57 +171,35 @@ class Collection(Lifecycle, Searching):
                     "into it first (minilm-qdrant index FILE --collection NAME)."
                 )
             embedder = embedder or Embedder(DEFAULT_MODEL, backend=self.backend)
-            spec = embedder.spec
-            fingerprint = spec.fingerprint()
             if options.sparse is not None:
                 self.sparse = Bm25Encoder(options.sparse)  # bad settings fail before creating
-                fingerprint["sparse"] = options.sparse.as_dict()
             if options.windows is not None:  # the model's files are found before creating
                 self.windows = embedder.windows(options.windows)
-                fingerprint["windows"] = self.windows.settings.as_dict()
+            made = Fingerprint(embedder.fingerprint, options.sparse,
+                               self.windows.settings if self.windows else None,
+                               self.scope.tenanted)
             if self.scope.tenanted:
-                fingerprint["tenants"] = True
                 options = tenanted_options(options)
+            spec = embedder.spec
             self._call(
                 lambda: self.engine.create(
-                    self.name, spec.dim, spec.distance, {FINGERPRINT_KEY: fingerprint}, options,
-                ),
+                    self.name, spec.dim, spec.distance, made.as_metadata(), options),
                 f"creating collection {self.name!r}",
             )
             if self.scope.tenanted:  # Qdrant's tenant index: a tenant's points kept together
                 self._call(lambda: self.engine.create_payload_index(
                     self.name, TENANT_KEY, "tenant"), f"indexing tenants of {self.name!r}")
             return embedder
-        stored = info.metadata.get(FINGERPRINT_KEY)
-        if not isinstance(stored, dict):
-            raise CollectionMismatch(
-                f"Collection {self.name!r} at {self.where} was not made by minilm-qdrant (it has "
-                f"no fingerprint; size={info.size}, distance={info.distance}), so its model is "
-                "unknown; use another --collection name."
-            )
-        sparse, windows = stored.get("sparse"), stored.get("windows")
-        tenanted = bool(stored.get("tenants"))
-        stored = {k: v for k, v in stored.items() if k not in ("sparse", "windows", "tenants")}
-        if (windows is not None) != info.windows:
-            raise CollectionMismatch(
-                f"Collection {self.name!r} at {self.where} records windows {windows} but "
-                f"{'has' if info.windows else 'has no'} window vectors: re-index it."
-            )
-        if sparse is not None:
-            if not info.sparse:
-                raise CollectionMismatch(
-                    f"Collection {self.name!r} at {self.where} records BM25 settings but has no "
-                    "'bm25' sparse vector; it was not made by this version: re-index it."
-                )
-            self.sparse = Bm25Encoder(Bm25Settings.from_dict(sparse))
+        stored = Fingerprint.read(info, self.name, self.where)
+        if stored.sparse is not None:
+            self.sparse = Bm25Encoder(stored.sparse)
         if embedder is None:
             embedder = Embedder(
-                stored["model"], pooling=stored["pooling"], normalize=stored["normalize"],
-                backend=self.backend,
+                stored.model["model"], pooling=stored.model["pooling"],
+                normalize=stored.model["normalize"], backend=self.backend,
             )
         mine = embedder.fingerprint
-        theirs = {**stored, "dim": info.size, "distance": info.distance}
-        if (theirs != mine or stored != mine) and tenanted == self.scope.tenanted and given \
+        if stored.mismatch(info, mine) and stored.tenants == self.scope.tenanted and given \
                 and create and not self._call(
                 lambda: self.engine.count(self.name), f"counting {self.name!r}"):
             # empty: nothing was stored with its model, so it takes the one given now (a
@@ -227,24 +207,24 @@ class Collection(Lifecycle, Searching):
             self._call(lambda: self.engine.drop(self.name), f"dropping {self.name!r}")
             self.sparse = self.windows = None
             return self._open(embedder, options, create)
-        if theirs != mine or stored != mine:
+        if stored.mismatch(info, mine):
             raise CollectionMismatch(
-                f"Collection {self.name!r} holds vectors of {_describe(stored)} "
+                f"Collection {self.name!r} holds vectors of {describe(stored.model)} "
                 f"(size {info.size}, distance {info.distance}); this embedder makes "
-                f"{_describe(mine)}. Models are never mixed in one collection: search with the "
+                f"{describe(mine)}. Models are never mixed in one collection: search with the "
                 "collection's own model (omit --model) or use another collection."
             )
         if self.scope.tenant is None and self._all_tenants:  # every tenant, or no tenants
-            self.scope = Scope(tenanted, None)
-        if tenanted != self.scope.tenanted:
+            self.scope = Scope(stored.tenants, None)
+        if stored.tenants != self.scope.tenanted:
             raise CollectionMismatch(
                 f"Collection {self.name!r} at {self.where} is tenanted: open it for one tenant "
                 "(tenant=NAME, --tenant NAME), or with all_tenants=True to read every tenant's."
-                if tenanted else
+                if stored.tenants else
                 f"Collection {self.name!r} at {self.where} is not tenanted (its documents "
                 "belong to no tenant): open it without a tenant, or use another collection.")
-        if windows is not None:
-            self.windows = embedder.windows(WindowSettings.from_dict(windows))
+        if stored.windows is not None:
+            self.windows = embedder.windows(stored.windows)
         return embedder
 
     @property
@@ -341,12 +321,9 @@ class Collection(Lifecycle, Searching):
             done += len(ids)
             if on_progress:
                 on_progress(len(ids))
-        fingerprint = {**self.embedder.fingerprint, "sparse": encoder.settings.as_dict()}
-        if self.scope.tenanted:
-            fingerprint["tenants"] = True
-        if self.windows is not None:  # what else the fingerprint records stays
-            fingerprint["windows"] = self.windows.settings.as_dict()
-        self._call(lambda: self.engine.set_metadata(self.name, {FINGERPRINT_KEY: fingerprint}),
+        record = Fingerprint(self.embedder.fingerprint, encoder.settings,
+                             self.windows.settings if self.windows else None, self.scope.tenanted)
+        self._call(lambda: self.engine.set_metadata(self.name, record.as_metadata()),
                    f"updating the fingerprint of {self.name!r}")
         self.sparse = encoder
         return done
@@ -359,10 +336,3 @@ def _redact(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
-
-def _describe(fp: dict[str, Any]) -> str:
-    return (
-        f"model={fp.get('model')} dim={fp.get('dim')} pooling={fp.get('pooling')} "
-        f"normalize={fp.get('normalize')} distance={fp.get('distance')}"
-        + (f" weights={fp['weights']}" if fp.get("weights") else "")
-    )

@@ -25,14 +25,12 @@ from minilm_qdrant.batching import (
     payload_bytes,
     point_bytes,
 )
-from minilm_qdrant.collection import FINGERPRINT_KEY
 from minilm_qdrant.engines import CollectionOptions, Engine, Sparse, StoredPoint
 from minilm_qdrant.engines.client import ClientEngine, connect
 from minilm_qdrant.engines.open import open_engine
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
-from minilm_qdrant.sparse import Bm25Settings
+from minilm_qdrant.fingerprint import FINGERPRINT_KEY, Fingerprint
 from minilm_qdrant.tenancy import tenanted_options
-from minilm_qdrant.windows import WindowSettings
 
 
 @dataclass
@@ -99,23 +97,18 @@ def push(
         info = source.info(collection)
         if info is None:
             raise CollectionNotFound(f"Collection {collection!r} does not exist at {path}.")
-        fingerprint = info.metadata.get(FINGERPRINT_KEY)
-        if not isinstance(fingerprint, dict):
-            raise CollectionMismatch(
-                f"Collection {collection!r} at {path} has no minilm-qdrant fingerprint; "
-                "only collections made by minilm-qdrant can be pushed."
-            )
+        stored = Fingerprint.read(info, collection, path)  # only collections made by us
+        fingerprint = info.metadata[FINGERPRINT_KEY]  # travels as it is
         client = connect(url=url, api_key=api_key, allow_insecure=allow_insecure) if url \
             else connect(path=to_path)
         target: Engine = ClientEngine(client, where=where)
         try:
             existing = call(lambda: target.info(target_name), f"reading {target_name!r}")
-            sparse = info.sparse and "sparse" in fingerprint
+            sparse = stored.sparse is not None
             if existing is None:
-                settings = Bm25Settings.from_dict(fingerprint["sparse"]) if sparse else None
-                cut = WindowSettings.from_dict(fingerprint["windows"]) if info.windows else None
-                made = replace(options or CollectionOptions(), sparse=settings, windows=cut)
-                if fingerprint.get("tenants"):  # a graph per tenant there too
+                made = replace(options or CollectionOptions(), sparse=stored.sparse,
+                               windows=stored.windows)
+                if stored.tenants:  # a graph per tenant there too
                     made = tenanted_options(made)
                 call(lambda: target.create(
                     target_name, info.size, info.distance, {FINGERPRINT_KEY: fingerprint}, made,
