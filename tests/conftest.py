@@ -47,8 +47,9 @@ def location(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Write the reliability table (rows added by the fault tests, merged into the rows of
-    earlier runs by case) and show where it is."""
+    """Write the reliability table and show where it is: the whole suite's run (no paths,
+    no ``-k`` or ``-m``) writes exactly its rows, so a case no test tries any more leaves the
+    table; a partial run updates its rows and keeps the others."""
     from pathlib import Path
 
     from faults import ROWS, merge_rows, table_markdown
@@ -57,7 +58,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     out = Path(__file__).resolve().parents[1] / "reports" / "reliability.md"
     out.parent.mkdir(exist_ok=True)
-    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    config = terminalreporter.config
+    whole = (config.args_source == pytest.Config.ArgsSource.TESTPATHS
+             and not config.option.keyword and not config.option.markexpr)
+    previous = out.read_text(encoding="utf-8") if out.exists() and not whole else ""
     text = table_markdown(merge_rows(previous, ROWS))
     out.write_text(text, encoding="utf-8")
     terminalreporter.write_sep("=", f"reliability table ({len(ROWS)} rows) -> {out}")
