@@ -199,7 +199,8 @@ class Collection(Lifecycle, Searching):
                 normalize=stored.model["normalize"], backend=self.backend,
             )
         mine = embedder.fingerprint
-        if stored.mismatch(info, mine) and stored.tenants == self.scope.tenanted and given \
+        other_model = stored.mismatch(info, mine)
+        if other_model and stored.tenants == self.scope.tenanted and given \
                 and create and not self._call(
                 lambda: self.engine.count(self.name), f"counting {self.name!r}"):
             # empty: nothing was stored with its model, so it takes the one given now (a
@@ -207,7 +208,7 @@ class Collection(Lifecycle, Searching):
             self._call(lambda: self.engine.drop(self.name), f"dropping {self.name!r}")
             self.sparse = self.windows = None
             return self._open(embedder, options, create)
-        if stored.mismatch(info, mine):
+        if other_model:
             raise CollectionMismatch(
                 f"Collection {self.name!r} holds vectors of {describe(stored.model)} "
                 f"(size {info.size}, distance {info.distance}); this embedder makes "
