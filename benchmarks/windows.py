@@ -62,13 +62,13 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
 
 
-def quality(sets: list[str], cache: Path, backend: str,
-            layouts: list[str]) -> list[dict[str, Any]]:
+def quality(sets: list[str], cache: Path, backend: str, layouts: list[str],
+            embedder: Any = None, note: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, CollectionOptions, Embedder
     from minilm_qdrant.eval import evaluate, load_beir
 
     rows = []
-    embedder = Embedder(MODEL, backend=backend)
+    embedder = embedder or Embedder(MODEL, backend=backend)
     for item in sets:  # a set of ../shared/data by name, or any BEIR directory by path
         root, split = item.rsplit(":", 1)
         name = Path(root).name
@@ -81,7 +81,7 @@ def quality(sets: list[str], cache: Path, backend: str,
                 for mode, fusion in MODES:
                     result = evaluate(col, data, mode=mode, fusion=fusion)  # type: ignore[arg-type]
                     row = {"set": name, "split": split, "layout": layout, **result.as_dict(),
-                           "disk_mb": round(disk_bytes(where) / 2**20, 1)}
+                           "disk_mb": round(disk_bytes(where) / 2**20, 1), **(note or {})}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     return rows
