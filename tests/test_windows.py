@@ -128,6 +128,18 @@ def test_sparse_hits_and_short_documents_carry_a_passage_too(col: Collection) ->
     assert "passage" in short.as_dict()
 
 
+def test_passages_for_the_first_hits_only_are_the_same_passages(col: Collection) -> None:
+    docs, _ = long_documents()
+    col.upsert(docs)
+    query = "how many judged queries do I need for a significant difference in NDCG?"
+    every = col.search(query, k=4)
+    first = col.search(query, k=4, passages=2)
+    assert [(h.id, h.score) for h in first] == [(h.id, h.score) for h in every]
+    assert [h.passage for h in first[:2]] == [h.passage for h in every[:2]]
+    assert all(h.passage is not None for h in every)
+    assert all(h.passage is None for h in first[2:])
+
+
 def test_a_rerun_skips_unchanged_long_documents_and_reembeds_changed_ones(
         col: Collection) -> None:
     docs, _ = long_documents()
