@@ -130,9 +130,9 @@ def ingest(sizes: dict[str, int], backend: str, rounds: int) -> list[dict[str, A
     return rows
 
 
-def query(cache: Path, docs: int, backend: str, count: int,
-          source: int) -> list[dict[str, Any]]:
-    from minilm_qdrant import Collection, Embedder
+def query(cache: Path, docs: int, backend: str, count: int, source: int,
+          window_datatype: str = "float16") -> list[dict[str, Any]]:
+    from minilm_qdrant import Collection, CollectionOptions, Embedder
     from minilm_qdrant.documents import point_id
     from minilm_qdrant.eval import load_beir
 
@@ -147,8 +147,9 @@ def query(cache: Path, docs: int, backend: str, count: int,
         rows.append(_latency(col, queries, len(points)))
         if docs > len(points):
             rng = np.random.default_rng(0)
+            options = CollectionOptions(window_datatype=window_datatype)  # type: ignore[arg-type]
             with tempfile.TemporaryDirectory(dir="/tmp") as tmp, Collection(
-                    "big", embedder, path=tmp) as big:
+                    "big", embedder, path=tmp, options=options) as big:
                 began = time.perf_counter()
                 written = 0
                 while written < docs:
@@ -165,6 +166,7 @@ def query(cache: Path, docs: int, backend: str, count: int,
                 build = time.perf_counter() - began
                 vectors = int(sum(len(p.windows) for p in points) * docs / len(points))
                 rows.append({**_latency(big, queries, docs), "build_seconds": round(build, 1),
+                             "window_datatype": window_datatype,
                              "window_vectors": vectors,
                              "disk_mb": round(disk_bytes(Path(tmp)) / 2**20)})
     for row in rows:
@@ -223,6 +225,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=5000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--source", type=int, default=648)
+    parser.add_argument("--window-datatype", default="float16", choices=["float16", "float32"])
     args = parser.parse_args()
     began = time.time()
     if args.part == "quality":
@@ -231,7 +234,8 @@ def main() -> None:
         rows = ingest({"scifact": args.scifact, "scifact-long": args.long}, args.backend,
                       args.rounds)
     else:
-        rows = query(args.cache, args.docs, args.backend, args.queries, args.source)
+        rows = query(args.cache, args.docs, args.backend, args.queries, args.source,
+                     args.window_datatype)
     meta = {**cpu(), "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:],
             "seconds": round(time.time() - began)}
     target = HERE / f"windows-{args.part}.json"

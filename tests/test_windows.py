@@ -14,6 +14,7 @@ from conftest import engine_path
 from faults import record
 
 from minilm_qdrant import Collection, Document, Embedder
+from minilm_qdrant.documents import point_id
 from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.windows import WindowSettings
 
@@ -138,6 +139,31 @@ def test_passages_for_the_first_hits_only_are_the_same_passages(col: Collection)
     assert [h.passage for h in first[:2]] == [h.passage for h in every[:2]]
     assert all(h.passage is not None for h in every)
     assert all(h.passage is None for h in first[2:])
+
+
+@pytest.mark.parametrize("engine", ["edge", "local-path"])
+@pytest.mark.parametrize("datatype", ["float16", "float32"])
+def test_window_vectors_are_stored_as_float16_unless_chosen(
+    embedder: Embedder, tmp_path: Path, engine: str, datatype: str
+) -> None:
+    options = CollectionOptions(window_datatype=datatype)  # type: ignore[arg-type]
+    docs, where = long_documents()
+    with Collection("long", embedder, path=engine_path(engine, tmp_path),
+                    options=options) as col:
+        col.upsert(docs)
+        if engine == "edge":
+            config = json.loads(next(tmp_path.rglob("edge_config.json")).read_text())
+            stored = config["vectors"]["windows"].get("datatype", "float32")
+        else:
+            params = col.engine.client.get_collection("long").config.params  # type: ignore[attr-defined]
+            stored = (params.vectors["windows"].datatype or "float32").lower()
+        assert stored == datatype
+        doc_id, start, end = where["s07"]
+        hit = col.search("offline evaluation with judged queries, recall and NDCG", k=1)[0]
+        assert hit.id == doc_id and hit.passage is not None
+        assert hit.passage.start < end and start < hit.passage.end
+        window = col.engine.retrieve("long", [point_id(hit.id)], windows=True)[0].windows
+        assert window is not None and window.dtype == np.float32 and len(window) > 1
 
 
 def test_a_rerun_skips_unchanged_long_documents_and_reembeds_changed_ones(

@@ -58,6 +58,9 @@ class CollectionOptions:
     windows: WindowSettings | None = field(default_factory=WindowSettings)
     """Every window of a long text stored (the ``windows`` multivector, MaxSim) beside the
     pooled dense vector; None: one vector of the first window's word pieces (truncated)."""
+    window_datatype: Literal["float16", "float32"] = "float16"
+    """How the window vectors are stored: float16 halves their memory and disk (most of a
+    long-document collection) and the bytes MaxSim reads; the pooled vector stays float32."""
 
 
 @dataclass(frozen=True)

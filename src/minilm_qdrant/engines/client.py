@@ -126,6 +126,8 @@ class ClientEngine:
         if options.windows is not None:  # ranked by MaxSim, never searched by HNSW (m=0)
             vectors = {"": dense, WINDOWS_NAME: models.VectorParams(
                 size=size, distance=_TO_QDRANT[distance], on_disk=options.on_disk,
+                datatype=models.Datatype.FLOAT16 if options.window_datatype == "float16"
+                else None,
                 multivector_config=models.MultiVectorConfig(
                     comparator=models.MultiVectorComparator.MAX_SIM),
                 hnsw_config=models.HnswConfigDiff(m=0))}

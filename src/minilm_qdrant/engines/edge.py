@@ -157,7 +157,8 @@ class EdgeEngine:
             "sparse_vectors": [SPARSE_NAME] if options.sparse is not None else [],
             "multivectors": [WINDOWS_NAME] if options.windows is not None else [],
             "options": {k: v for k, v in vars(options).items()
-                        if v is not None and k not in ("sparse", "windows")},
+                        if v is not None and k not in ("sparse", "windows")
+                        and (k != "window_datatype" or options.windows is not None)},
         }
         write_json_atomic(folder / META_FILE, meta)
         self._shard(name)

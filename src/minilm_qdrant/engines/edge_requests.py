@@ -222,6 +222,8 @@ def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
         vectors = {"": dense, WINDOWS_NAME: qe.EdgeVectorParams(
             size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
             on_disk=opts.get("on_disk"),
+            datatype=qe.VectorStorageDatatype.Float16
+            if opts.get("window_datatype") == "float16" else None,
             multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
             hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))}
     return qe.EdgeConfig(
