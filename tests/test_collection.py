@@ -161,7 +161,8 @@ def test_options_pass_through_to_a_server(embedder: Embedder) -> None:
     assert body["vectors"] == {  # the pooled vector in HNSW, every window ranked by MaxSim
         "": {"size": 384, "distance": "Dot", "on_disk": True},
         "windows": {"size": 384, "distance": "Dot", "on_disk": True, "hnsw_config": {"m": 0},
-                    "multivector_config": {"comparator": "max_sim"}}}
+                    "multivector_config": {"comparator": "max_sim"},
+                    "datatype": "float16"}}  # the window vectors at half the bytes
     assert (body["shard_number"], body["replication_factor"], body["write_consistency_factor"],
             body["on_disk_payload"]) == (6, 2, 2, True)
     assert body["hnsw_config"] == {"m": 32}
