@@ -1,7 +1,8 @@
 """A whole long set measured here, its model passes run on a lent accelerator.
 
-IRLeD 2017 whole (2,000 judgments and 200 judgment-long queries, ~22M word pieces) takes about
-90 minutes to embed on 2 CPU cores. Where a session is lent a GPU machine, only the model's
+IRLeD 2017 whole (2,000 judgments and 200 judgment-long queries, ~26M word pieces embedded)
+took 56 minutes of int8 on 2 CPU cores (fp32: about 4x that). Where a session is lent a GPU
+machine, only the model's
 forward passes go there; cutting, storing, BM25, search and scoring run here through the real
 pipeline (`benchmarks/windows.py quality`: `Collection`, Edge, `eval`), with the backend
 replaced by a table of the vectors the GPU made for exactly the texts the pipeline asks for.
