@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -168,7 +169,9 @@ def query(cache: Path, docs: int, backend: str, count: int, source: int,
                 rows.append({**_latency(big, queries, docs), "build_seconds": round(build, 1),
                              "window_datatype": window_datatype,
                              "window_vectors": vectors,
-                             "disk_mb": round(disk_bytes(Path(tmp)) / 2**20)})
+                             "disk_mb": round(disk_bytes(Path(tmp)) / 2**20),
+                             "peak_rss_mb": round(resource.getrusage(
+                                 resource.RUSAGE_SELF).ru_maxrss / 1024)})
     for row in rows:
         print(json.dumps(row), flush=True)
     return rows
