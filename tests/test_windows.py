@@ -16,6 +16,7 @@ from faults import record
 from minilm_qdrant import Collection, Document, Embedder
 from minilm_qdrant.documents import point_id
 from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.errors import InputError
 from minilm_qdrant.windows import WindowSettings
 
 PROGRAMME = Path(__file__).resolve().parents[1] / "examples" / "conference.jsonl"
@@ -164,6 +165,11 @@ def test_window_vectors_are_stored_as_float16_unless_chosen(
         assert hit.passage.start < end and start < hit.passage.end
         window = col.engine.retrieve("long", [point_id(hit.id)], windows=True)[0].windows
         assert window is not None and window.dtype == np.float32 and len(window) > 1
+
+
+def test_an_unknown_window_datatype_is_refused_by_name() -> None:
+    with pytest.raises(InputError, match="window_datatype 'bfloat16' is not one of"):
+        CollectionOptions(window_datatype="bfloat16")  # type: ignore[arg-type]
 
 
 def test_a_rerun_skips_unchanged_long_documents_and_reembeds_changed_ones(

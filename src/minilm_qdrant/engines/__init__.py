@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from minilm_qdrant.errors import InputError
 from minilm_qdrant.sparse import SPARSE_NAME, Bm25Settings
 from minilm_qdrant.windows import WINDOWS_NAME, WindowSettings
 
@@ -61,6 +62,11 @@ class CollectionOptions:
     window_datatype: Literal["float16", "float32"] = "float16"
     """How the window vectors are stored: float16 halves their memory and disk (most of a
     long-document collection) and the bytes MaxSim reads; the pooled vector stays float32."""
+
+    def __post_init__(self) -> None:
+        if self.window_datatype not in ("float16", "float32"):
+            raise InputError(f"window_datatype {self.window_datatype!r} is not one of "
+                             "'float16', 'float32'")
 
 
 @dataclass(frozen=True)
