@@ -3,7 +3,8 @@
 Ids, dense, window and BM25 sparse vectors, payloads, payload indexes and the fingerprint are
 copied as stored (nothing is re-embedded or re-encoded); points stream in count- and byte-bounded
 batches, each retried like an ingest batch. Point ids are kept, so a rerun after an
-interruption completes the copy without duplicates. It ends comparing counts.
+interruption completes the copy without duplicates. It ends comparing counts. A new target
+stores window vectors as ``options.window_datatype`` says (float16 unless chosen).
 """
 
 from __future__ import annotations
