@@ -93,11 +93,15 @@ def test_sigkill_mid_ingest_then_rerun(embedder: Embedder, tmp_path: Path, engin
         clean.upsert(corpus(N))
         expected = vectors_by_id(clean)
     assert sorted(rerun) == sorted(expected) == sorted(d.id for d in corpus(N))
-    worst = max(float(np.abs(rerun[k] - expected[k]).max()) for k in expected)
-    assert worst < 1e-5
+    worst = max(float(np.abs(rerun[k][0] - expected[k][0]).max()) for k in expected)
+    assert worst < 1e-5  # the pooled dense vector: float32
+    # window vectors are stored float16: a batch of other texts may move an embedding by
+    # < 1e-5, which can round to the neighbouring float16 (one step is <= 2**-11 below 1)
+    steps = max(float(np.abs(rerun[k][1:] - expected[k][1:]).max()) for k in expected)
+    assert steps <= 2**-11
     record(f"rerun after the SIGKILL ({engine})", f"exactly the input's ids; {after_kill} stored "
            f"ones skipped, not re-embedded; vectors equal to a clean run's (max diff "
-           f"{worst:.1e})", N, len(rerun))
+           f"{worst:.1e}; float16 windows within one step)", N, len(rerun))
 
 
 def test_second_process_gets_store_in_use_and_lock_is_released(
