@@ -4,7 +4,7 @@ latency, disk and memory.
     PYTHONPATH=src python benchmarks/windows.py quality [--sets scifact-long:train scifact:train
         nfcorpus:dev irled2017:dev /any/beir/dir:split] [--cache DIR] [--backend auto]
     PYTHONPATH=src python benchmarks/windows.py ingest [--scifact 1000] [--long 100]
-    PYTHONPATH=src python benchmarks/windows.py query [--docs 5000]
+    PYTHONPATH=src python benchmarks/windows.py query [--docs 5000] [--window-datatype float16]
 
 1. ``quality``: each set indexed once per layout through `Collection` (Edge, BM25): ``windows``
    (today's default: every window embedded, pooled HNSW candidates ranked by MaxSim) and
