@@ -22,7 +22,8 @@ latency, disk and memory.
    there when absent) and at ``--docs`` long documents made from their real window vectors
    (each document's windows again with Gaussian noise, sigma 0.01, renormalised).
 
-Writes ``windows-<part>.json`` beside this file; the figures are in README.md's
+Writes ``windows-<part>.json`` beside this file (``quality`` replaces a set's earlier rows,
+``query`` adds a numbered run); the figures are in README.md's
 "Long documents" and ``windows.md``.
 """
 
@@ -248,6 +249,11 @@ def main() -> None:
         fresh = {tuple(r[k] for k in key) for r in rows}
         rows = [r for r in earlier["rows"] if tuple(r[k] for k in key) not in fresh] + rows
         meta = {"runs": [*earlier.get("runs", [earlier["meta"]]), meta]}
+    elif args.part == "query" and target.exists():  # runs are kept side by side, numbered
+        earlier = json.loads(target.read_text())
+        runs = earlier["meta"].get("runs", [earlier["meta"]])
+        rows = earlier["rows"] + [{"run": len(runs) + 1, **r} for r in rows]
+        meta = {"runs": [*runs, meta]}
     target.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
 
