@@ -6,6 +6,7 @@
 Each set's documents are BM25-encoded (`Bm25Encoder`, the collection's own encoder) into an
 Edge shard of sparse vectors only (IDF in the engine, as in every collection), once per
 ``avg_len`` and once with the corpus's mean length in words; every judged query is searched.
+``BM25_K`` / ``BM25_B`` in the environment set the other two settings (default 1.2 / 0.75).
 Prints one JSON line per set and ``avg_len`` (NDCG@10, Recall@100); the figures are in
 ``windows.md`` ("BM25's avg_len").
 """
@@ -31,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("SHARED_DATA", HERE.parent.parent / "shared" / "data"))
 
 
-def bm25_ndcg(root: str, split: str, lengths: list[float]) -> None:
+def bm25_ndcg(root: str, split: str, lengths: list[float], k: float, b: float) -> None:
     data = load_beir(SHARED / root, split)
     docs = list(data.documents())
     words = round(float(np.mean([len(re.findall(r"\w+", d.text)) for d in docs])))
@@ -41,7 +42,7 @@ def bm25_ndcg(root: str, split: str, lengths: list[float]) -> None:
         vectors=qe.EdgeVectorParams(size=1, distance=qe.Distance.Dot),
         sparse_vectors={SPARSE_NAME: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)})
     for avg_len in [*lengths, float(words)]:
-        encoder = Bm25Encoder(Bm25Settings(avg_len=avg_len))
+        encoder = Bm25Encoder(Bm25Settings(avg_len=avg_len, k=k, b=b))
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             shard = qe.EdgeShard.create(tmp, config)
             for start in range(0, len(docs), 500):
@@ -59,16 +60,18 @@ def bm25_ndcg(root: str, split: str, lengths: list[float]) -> None:
                 run[q] = {p.payload["d"]: float(p.score) for p in found}
             shard.close()
         m = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], qrels, run)
-        print(json.dumps({"set": root, "split": split, "avg_len": avg_len, "mean_words": words,
+        print(json.dumps({"set": root, "split": split, "avg_len": avg_len, "k": k, "b": b,
+                          "mean_words": words,
                           "ndcg@10": round(m[nDCG @ 10], 4), "recall@100": round(m[R @ 100], 4),
                           "queries": len(qids)}), flush=True)
 
 
 def main() -> None:
     lengths = [float(x) for x in sys.argv[1].split(",")]
+    k, b = float(os.environ.get("BM25_K", 1.2)), float(os.environ.get("BM25_B", 0.75))
     for item in sys.argv[2:]:
         root, split = item.rsplit(":", 1)
-        bm25_ndcg(root, split, lengths)
+        bm25_ndcg(root, split, lengths, k, b)
 
 
 if __name__ == "__main__":
