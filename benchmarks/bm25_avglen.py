@@ -57,7 +57,7 @@ def bm25_ndcg(root: str, split: str, lengths: list[float], k: float, b: float) -
                     limit=100, with_payload=True,
                     query=qe.Query.Nearest(encoder.encode_query(data.queries[q]),
                                            using=SPARSE_NAME)))
-                run[q] = {p.payload["d"]: float(p.score) for p in found}
+                run[q] = {(p.payload or {})["d"]: float(p.score) for p in found}
             shard.close()
         m = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], qrels, run)
         print(json.dumps({"set": root, "split": split, "avg_len": avg_len, "k": k, "b": b,
