@@ -18,18 +18,15 @@ import os
 import re
 import sys
 import tempfile
-from pathlib import Path
 
 import ir_measures
 import numpy as np
 import qdrant_edge as qe
 from ir_measures import R, nDCG
+from windows import SHARED
 
 from minilm_qdrant.eval import load_beir
 from minilm_qdrant.sparse import SPARSE_NAME, Bm25Encoder, Bm25Settings
-
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("SHARED_DATA", HERE.parent.parent / "shared" / "data"))
 
 
 def bm25_ndcg(root: str, split: str, lengths: list[float], k: float, b: float) -> None:

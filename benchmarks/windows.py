@@ -243,16 +243,15 @@ def main() -> None:
     meta = {**cpu(), "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:],
             "seconds": round(time.time() - began)}
     target = HERE / f"windows-{args.part}.json"
-    if args.part == "quality" and target.exists():  # a run adds to (or replaces) earlier rows
-        earlier = json.loads(target.read_text())
-        key = ("set", "split", "layout", "mode")
-        fresh = {tuple(r[k] for k in key) for r in rows}
-        rows = [r for r in earlier["rows"] if tuple(r[k] for k in key) not in fresh] + rows
-        meta = {"runs": [*earlier.get("runs", [earlier["meta"]]), meta]}
-    elif args.part == "query" and target.exists():  # runs are kept side by side, numbered
+    if args.part != "ingest" and target.exists():  # a run adds to the earlier ones
         earlier = json.loads(target.read_text())
         runs = earlier["meta"].get("runs", [earlier["meta"]])
-        rows = earlier["rows"] + [{"run": len(runs) + 1, **r} for r in rows]
+        if args.part == "quality":  # a set's fresh rows replace its earlier ones
+            key = ("set", "split", "layout", "mode")
+            fresh = {tuple(r[k] for k in key) for r in rows}
+            rows = [r for r in earlier["rows"] if tuple(r[k] for k in key) not in fresh] + rows
+        else:  # query runs are kept side by side, numbered
+            rows = earlier["rows"] + [{"run": len(runs) + 1, **r} for r in rows]
         meta = {"runs": [*runs, meta]}
     target.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
