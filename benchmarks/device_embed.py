@@ -18,7 +18,7 @@ bounded); ``embed`` runs the model in fp32 on CUDA (sentence-transformers: mean 
 normalised) over every window and every whole text (the truncated layout's one vector: the
 model reads its first 256 word pieces) and returns them as int8 with a scale per row (cosine
 to the fp32 vector > 0.9999); ``quality`` checks that the texts match (a digest) and runs
-both layouts in every mode.
+both layouts in every mode, and writes the rows to ``device-embed.json`` beside this file.
 """
 
 from __future__ import annotations
@@ -151,7 +151,9 @@ class TableBackend:
 
 
 def quality(item: str, prepared: Path, returned: Path, cache: Path) -> None:
-    from windows import MODEL
+    import time
+
+    from windows import MODEL, cpu
     from windows import quality as run_quality
 
     from minilm_qdrant import Embedder
@@ -169,9 +171,12 @@ def quality(item: str, prepared: Path, returned: Path, cache: Path) -> None:
     embedder = Embedder(MODEL, backend="torch")
     backend = TableBackend(table, embedder.tokenizer(), embedder.spec.max_tokens)
     embedder._backend = embedder._query_backend = backend  # type: ignore[assignment]
-    run_quality([item], cache, "torch", ["windows", "truncated"], embedder=embedder,
-                note={"vectors": f"fp32 on {meta['gpu']} (fp16-rounded weights), int8 "
-                                 f"transfer (min cosine {meta['min_cos_int8']:.5f})"})
+    rows = run_quality([item], cache, "torch", ["windows", "truncated"], embedder=embedder,
+                       note={"vectors": f"fp32 on {meta['gpu']} (fp16-rounded weights), int8 "
+                                        f"transfer (min cosine {meta['min_cos_int8']:.5f})"})
+    (HERE / "device-embed.json").write_text(json.dumps(
+        {"meta": {**cpu(), "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:],
+                  "device": meta}, "rows": rows}, indent=1) + "\n")
 
 
 def main() -> None:

@@ -207,7 +207,8 @@ def _latency(col: Any, queries: list[str], docs: int) -> dict[str, Any]:
         p50, p99 = np.percentile(seconds, [50, 99]) * 1000
         prefix = "" if part == "all" else f"{part}_"
         row[f"{prefix}p50_ms"], row[f"{prefix}p99_ms"] = round(float(p50), 2), round(float(p99), 2)
-    return {**row, "backend": col.embedder.backend_name}
+    return {**row, "backend": col.embedder.backend_name,
+            "query_backend": col.embedder.resolved("query")}
 
 
 def main() -> None:
