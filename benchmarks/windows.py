@@ -18,9 +18,10 @@ latency, disk and memory.
    own), alternated: word pieces embedded per second (per-token cost), docs/s, disk per 1,000
    documents.
 3. ``query``: one query at a time, embed + hybrid search (MaxSim rescoring inside Qdrant), p50 /
-   p99, at the SciFact-long documents in ``--cache`` (the first ``--source`` of them indexed
-   there when absent) and at ``--docs`` long documents made from their real window vectors
-   (each document's windows again with Gaussian noise, sigma 0.01, renormalised).
+   p99, each part of the time on claims of its own (``--queries`` claims four times over), at
+   the SciFact-long documents in ``--cache`` (the first ``--source`` of them indexed there when
+   absent) and at ``--docs`` long documents made from their real window vectors (each
+   document's windows again with Gaussian noise, sigma 0.01, renormalised).
 
 Writes ``windows-<part>.json`` beside this file (``quality`` replaces a set's earlier rows,
 ``query`` adds a numbered run); the figures are in README.md's
@@ -139,7 +140,9 @@ def query(cache: Path, docs: int, backend: str, count: int, source: int,
     from minilm_qdrant.eval import load_beir
 
     data = load_beir(SHARED / "scifact-long", "train")
-    queries = list(data.queries.values())[:count]
+    queries = list(data.queries.values())[:4 * count]  # each part on queries of its own
+    if len(queries) < 4 * count:
+        sys.exit(f"--queries {count} needs {4 * count} claims; SciFact-long has {len(queries)}")
     embedder = Embedder(MODEL, backend=backend)
     rows = []
     with Collection("beir-scifact-long", embedder, path=str(cache / "scifact-long")) as col:
@@ -185,24 +188,29 @@ def _noisy(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _latency(col: Any, queries: list[str], docs: int) -> dict[str, Any]:
     """p50/p99 of ``col.search`` (embed + hybrid + every hit's passage), and where the time
-    goes: the query's embedding alone, and the search with its vectors given (with every hit's
-    passage, with the top 3's, with none)."""
-    col.search(queries[0], k=10)  # warm
+    goes: the query's embedding, and the search with its vectors given (with every hit's
+    passage, with the top 3's, with none). Each part is timed on queries of its own, taken in
+    turn: a query searched again finds Edge's caches warm (at 100,000 documents 9.3 ms against
+    12.9 the first time), so parts timed on a repeat would not add up to the whole."""
+    col.search("warm up the model and the store", k=10)
     parts: dict[str, list[float]] = {"all": [], "embed": [], "search": [], "search_top3": [],
                                      "search_no_passage": []}
-    for text in queries:
+    groups = [queries[i::4] for i in range(4)]
+    for whole, split, top3, none in zip(*groups, strict=False):
         began = time.perf_counter()
-        col.search(text, k=10)  # embed (windowed when long) + hybrid with MaxSim, in Qdrant
+        col.search(whole, k=10)  # embed (windowed when long) + hybrid with MaxSim, in Qdrant
         parts["all"].append(time.perf_counter() - began)
-        began = time.perf_counter()
-        windows = col.embedder.embed_query_windows(text, col.windows)
-        parts["embed"].append(time.perf_counter() - began)
-        dense, sparse = col.embedder.pooled(windows), col.sparse.encode_query(text)
-        for part, passages in (("search", None), ("search_top3", 3), ("search_no_passage", 0)):
+        for text, part, passages in ((split, "search", None), (top3, "search_top3", 3),
+                                     (none, "search_no_passage", 0)):
+            began = time.perf_counter()
+            windows = col.embedder.embed_query_windows(text, col.windows)
+            if part == "search":
+                parts["embed"].append(time.perf_counter() - began)
+            dense, sparse = col.embedder.pooled(windows), col.sparse.encode_query(text)
             began = time.perf_counter()
             col.search_vector(dense, 10, sparse=sparse, windows=windows, passages=passages)
             parts[part].append(time.perf_counter() - began)
-    row: dict[str, Any] = {"docs": docs, "queries": len(queries)}
+    row: dict[str, Any] = {"docs": docs, "queries": len(parts["all"])}
     for part, seconds in parts.items():
         p50, p99 = np.percentile(seconds, [50, 99]) * 1000
         prefix = "" if part == "all" else f"{part}_"
