@@ -5,6 +5,7 @@ latency, disk and memory.
         nfcorpus:dev irled2017:dev /any/beir/dir:split] [--cache DIR] [--backend auto]
     PYTHONPATH=src python benchmarks/windows.py ingest [--scifact 1000] [--long 100]
     PYTHONPATH=src python benchmarks/windows.py query [--docs 5000] [--window-datatype float16]
+        [--payload-on-disk]
 
 1. ``quality``: each set indexed once per layout through `Collection` (Edge, BM25): ``windows``
    (today's default: every window embedded, pooled HNSW candidates ranked by MaxSim) and
@@ -134,7 +135,7 @@ def ingest(sizes: dict[str, int], backend: str, rounds: int) -> list[dict[str, A
 
 
 def query(cache: Path, docs: int, backend: str, count: int, source: int,
-          window_datatype: str = "float16") -> list[dict[str, Any]]:
+          window_datatype: str = "float16", payload_on_disk: bool = False) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, CollectionOptions, Embedder
     from minilm_qdrant.documents import point_id
     from minilm_qdrant.eval import load_beir
@@ -152,7 +153,8 @@ def query(cache: Path, docs: int, backend: str, count: int, source: int,
         rows.append(_latency(col, queries, len(points)))
         if docs > len(points):
             rng = np.random.default_rng(0)
-            options = CollectionOptions(window_datatype=window_datatype)  # type: ignore[arg-type]
+            options = CollectionOptions(  # type: ignore[arg-type]
+                window_datatype=window_datatype, on_disk_payload=True if payload_on_disk else None)
             with tempfile.TemporaryDirectory(dir="/tmp") as tmp, Collection(
                     "big", embedder, path=tmp, options=options) as big:
                 began = time.perf_counter()
@@ -172,6 +174,7 @@ def query(cache: Path, docs: int, backend: str, count: int, source: int,
                 vectors = int(sum(len(p.windows) for p in points) * docs / len(points))
                 rows.append({**_latency(big, queries, docs), "build_seconds": round(build, 1),
                              "window_datatype": window_datatype,
+                             "payload": "disk" if payload_on_disk else "engine default",
                              "window_vectors": vectors,
                              "disk_mb": round(disk_bytes(Path(tmp)) / 2**20),
                              "peak_rss_mb": round(resource.getrusage(
@@ -239,6 +242,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--source", type=int, default=648)
     parser.add_argument("--window-datatype", default="float16", choices=["float16", "float32"])
+    parser.add_argument("--payload-on-disk", action="store_true",
+                        help="the big store's payload on disk (Edge's own default; ours: RAM)")
     args = parser.parse_args()
     began = time.time()
     if args.part == "quality":
@@ -248,7 +253,7 @@ def main() -> None:
                       args.rounds)
     else:
         rows = query(args.cache, args.docs, args.backend, args.queries, args.source,
-                     args.window_datatype)
+                     args.window_datatype, args.payload_on_disk)
     meta = {**cpu(), "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:],
             "seconds": round(time.time() - began)}
     target = HERE / f"windows-{args.part}.json"

@@ -170,6 +170,22 @@ def test_options_pass_through_to_a_server(embedder: Embedder) -> None:
     assert body["metadata"][FINGERPRINT_KEY]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+@pytest.mark.parametrize("on_disk", [None, True])
+def test_edge_keeps_the_payload_in_ram_unless_asked(
+    embedder: Embedder, tmp_path, on_disk: bool | None
+) -> None:
+    """Every hit reads its text: the embedded store keeps payloads in RAM by default (Edge's
+    own default is on disk); asked for disk, it is on disk; reopened, the texts are intact."""
+    options = CollectionOptions(on_disk_payload=on_disk)
+    with Collection("docs", embedder, path=str(tmp_path), options=options) as col:
+        col.upsert([Document("cats sleep in the sun", id="a"), Document("dogs bark", id="b")])
+    config = json.loads(next(tmp_path.rglob("edge_config.json")).read_text())
+    assert config["on_disk_payload"] is bool(on_disk)
+    with Collection("docs", embedder, path=str(tmp_path)) as col:
+        hit = col.search("where do cats sleep?", k=1)[0]
+        assert (hit.id, hit.text) == ("a", "cats sleep in the sun")
+
+
 def test_batches_are_bounded_by_bytes(embedder: Embedder) -> None:
     col = Collection("docs", embedder, max_batch_bytes=100_000)  # 2 windows a document
     batches = col.writer().items(Document(f"text {i} " * 200, id=i) for i in range(10))

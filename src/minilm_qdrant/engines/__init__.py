@@ -42,6 +42,9 @@ class CollectionOptions:
     on_disk: bool | None = None
     """Keep vectors on disk (memory-mapped) instead of in RAM."""
     on_disk_payload: bool | None = None
+    """Keep the payload (each document's stored text) on disk instead of in RAM. None: the
+    engine's default: in RAM on the embedded Edge store (every hit reads its text; RAM the size
+    of the texts), on disk on a Qdrant server (its default)."""
     hnsw_m: int | None = None
     hnsw_ef_construct: int | None = None
     hnsw_payload_m: int | None = None

@@ -229,6 +229,9 @@ def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
     return qe.EdgeConfig(
         vectors=vectors,
         sparse_vectors=sparse or None,
-        on_disk_payload=opts.get("on_disk_payload"),
+        # the payload in RAM unless asked: every hit reads its text (and a long hit its
+        # passage), and Edge's on-disk payload costs a new query at 100,000 long documents
+        # 2.6 ms more (benchmarks/windows.md); existing shards keep what they were made with
+        on_disk_payload=bool(opts.get("on_disk_payload", False)),
         hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers,
     )
