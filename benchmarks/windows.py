@@ -193,8 +193,8 @@ def _latency(col: Any, queries: list[str], docs: int) -> dict[str, Any]:
     """p50/p99 of ``col.search`` (embed + hybrid + every hit's passage), and where the time
     goes: the query's embedding, and the search with its vectors given (with every hit's
     passage, with the top 3's, with none). Each part is timed on queries of its own, taken in
-    turn: a query searched again finds Edge's caches warm (at 100,000 documents 9.3 ms against
-    12.9 the first time), so parts timed on a repeat would not add up to the whole."""
+    turn: a query searched again finds Edge's caches warm (at 100,000 documents, payload on
+    disk: 9.3 ms against 12.9 the first time), so parts timed on a repeat would not add up."""
     col.search("warm up the model and the store", k=10)
     parts: dict[str, list[float]] = {"all": [], "embed": [], "search": [], "search_top3": [],
                                      "search_no_passage": []}
