@@ -17,7 +17,7 @@ from minilm_qdrant import Collection, Document, Embedder
 from minilm_qdrant.documents import point_id
 from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import InputError
-from minilm_qdrant.windows import WindowSettings
+from minilm_qdrant.windows import CODES_KEY, SPANS_KEY, WindowSettings, best_window, coded_windows
 
 PROGRAMME = Path(__file__).resolve().parents[1] / "examples" / "conference.jsonl"
 SESSIONS = [json.loads(line) for line in PROGRAMME.read_text().splitlines()]
@@ -140,6 +140,34 @@ def test_passages_for_the_first_hits_only_are_the_same_passages(col: Collection)
     assert [h.passage for h in first[:2]] == [h.passage for h in every[:2]]
     assert all(h.passage is not None for h in every)
     assert all(h.passage is None for h in first[2:])
+
+
+def test_a_long_hits_passage_comes_from_its_payload_and_matches_its_stored_windows(
+    col: Collection,
+) -> None:
+    docs, _ = long_documents()
+    col.upsert([*docs, Document("A short note on vector quantisation.", id="short")])
+    query = "offline evaluation with judged queries, recall and NDCG"
+    rows = col.embedder.embed_query_windows(query, col.windows)  # type: ignore[arg-type]
+    hits = col.search(query, k=len(docs) + 1)
+    stored = {p.payload["doc_id"]: p for p in col.engine.retrieve(
+        "long", [point_id(h.id) for h in hits], windows=True)}
+    for hit in hits:
+        point = stored[hit.id]
+        assert hit.passage is not None
+        if hit.id == "short":  # one window: no codes, the whole text
+            assert CODES_KEY not in point.payload and hit.passage.text == hit.text
+            continue
+        coded = coded_windows(point.payload[CODES_KEY], col.embedder.dim)
+        assert point.windows is not None and coded is not None
+        assert np.abs(coded - point.windows).max() < 0.01  # int8 of each window's vector
+        start, end = point.payload[SPANS_KEY][best_window(rows, point.windows)]
+        assert (hit.passage.start, hit.passage.end) == (start, end)
+    # points written before the codes (none, or unreadable ones): read from the engine instead
+    col.engine.set_payload("long", {CODES_KEY: None}, None, ids=[point_id(hits[0].id)])
+    col.engine.set_payload("long", {CODES_KEY: "not codes"}, None, ids=[point_id(hits[1].id)])
+    again = col.search(query, k=len(docs) + 1)
+    assert [(h.id, h.passage) for h in again] == [(h.id, h.passage) for h in hits]
 
 
 @pytest.mark.parametrize("engine", ["edge", "local-path"])

@@ -47,7 +47,7 @@ from minilm_qdrant.errors import (
 from minilm_qdrant.pipeline import StageError, staged
 from minilm_qdrant.sparse import Bm25Encoder
 from minilm_qdrant.tenancy import Scope
-from minilm_qdrant.windows import SPANS_KEY, Span, Windows
+from minilm_qdrant.windows import CODES_KEY, SPANS_KEY, Span, Windows, window_codes
 
 
 @dataclass
@@ -200,8 +200,8 @@ class WritePath:
                 before, now = stored.get(pid(pair[0])), pair[1]
                 if before is None or before.get(HASH_KEY) != now[HASH_KEY]:
                     embed.append(pair)
-                elif before != now:
-                    relabel.append(pair)
+                elif {k: v for k, v in before.items() if k != CODES_KEY} != now:
+                    relabel.append(pair)  # (the codes come with the vectors, not the caller)
                 else:
                     report.unchanged += 1
             return embed, relabel
@@ -253,6 +253,9 @@ class WritePath:
             if not pairs:
                 return pairs, None, None, relabel
             made = encode(pairs)
+            if made[1] is not None:  # a long document's passage is picked from its payload
+                pairs = [(d, {**p, CODES_KEY: window_codes(w)} if len(w) > 1 else p, s)
+                         for (d, p, s), w in zip(pairs, made[1], strict=True)]
             sparse: list[Sparse] | None = None
             if self.sparse:
                 sparse = list(self.sparse.encode_documents([d.text for d, _, _ in pairs]))

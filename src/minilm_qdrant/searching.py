@@ -26,7 +26,14 @@ from minilm_qdrant.engines import (
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.sparse import Bm25Encoder
 from minilm_qdrant.tenancy import Scope
-from minilm_qdrant.windows import SPANS_KEY, Windows, best_window, passage
+from minilm_qdrant.windows import (
+    CODES_KEY,
+    SPANS_KEY,
+    Windows,
+    best_window,
+    coded_windows,
+    passage,
+)
 
 
 class Searching:
@@ -59,8 +66,7 @@ class Searching:
         ``dense`` or ``sparse``. ``diversity`` (0-1) re-ranks the candidates by MMR in the
         engine. ``query_filter`` applies to every stage. ``exact`` scans every dense vector;
         ``hnsw_ef`` widens the HNSW search (recall vs speed). ``passages``: only the first that
-        many hits carry their passage (a RAG prompt that takes the top 3 need not pay for the
-        rest: a long hit's window vectors cost ~0.3 ms to read); None: every hit.
+        many hits carry their passage; None: every hit.
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the search query is empty")
@@ -91,8 +97,9 @@ class Searching:
 
         ``mode`` defaults to what is given: both -> hybrid, one -> that one. Each hit carries
         the passage that answered (the best window: by the dense query where there is one,
-        else by BM25); with ``passages``, only the first that many hits do (their window
-        vectors are read in a second request; reading every hit's costs ~0.3 ms a long hit).
+        else by BM25); with ``passages``, only the first that many hits do. A long hit's window
+        vectors come from its payload (`CODES_KEY`); a point written before they were stored
+        there has them read from the engine in a second request.
         """
         if mode is None:
             mode = "dense" if sparse is None else "sparse" if vector is None else "hybrid"
@@ -103,22 +110,20 @@ class Searching:
             prefetch=prefetch, diversity=diversity, query_filter=self.scope.filter(query_filter),
             exact=exact,
             hnsw_ef=hnsw_ef, windows=windows if self.windows is not None else None,
-            with_windows=self.windows is not None and vector is not None and passages is None,
         )
         _check(request)
         points = self._call(lambda: self.engine.search(self.name, request),
                             f"searching {self.name!r}")
-        if passages is None:
-            return [self._hit(p, windows, sparse) for p in points]
-        first = points[:passages]
-        if request.windows is not None:  # the window vectors of the long ones among them
-            long = [p.id for p in first if len(p.payload.get(SPANS_KEY) or ()) > 1]
+        first = points if passages is None else points[:passages]
+        if request.windows is not None:  # the long hits' window vectors, to pick the passage
+            first = [replace(p, windows=_coded(p, request.windows.shape[-1])) for p in first]
+            old = [p.id for p in first if p.windows is None and _spans(p) > 1]
             read = {p.id: p.windows for p in self._call(
-                lambda: self.engine.retrieve(self.name, long, windows=True),
-                f"reading {self.name!r}")} if long else {}
-            first = [replace(p, windows=read.get(p.id)) for p in first]
+                lambda: self.engine.retrieve(self.name, old, windows=True),
+                f"reading {self.name!r}")} if old else {}  # written before the codes
+            first = [replace(p, windows=read[p.id]) if p.id in read else p for p in first]
         return [self._hit(p, windows, sparse) for p in first] + [
-            Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points[passages:]]
+            Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points[len(first):]]
 
     def _hit(self, point: StoredPoint, query: np.ndarray | None, sparse: Sparse | None) -> Hit:
         hit = Hit.from_point(point.id, float(point.score or 0.0), point.payload)
@@ -157,6 +162,17 @@ def _check(r: SearchRequest) -> None:
         raise InputError(f"prefetch must be >= 1, got {r.prefetch}")
     if not 0.0 <= r.diversity <= 1.0:
         raise InputError(f"diversity must be between 0 and 1, got {r.diversity}")
+
+
+def _spans(point: StoredPoint) -> int:
+    return len(point.payload.get(SPANS_KEY) or ())
+
+
+def _coded(point: StoredPoint, dim: int) -> np.ndarray | None:
+    """A long point's window vectors from its payload (None where it has none that fit)."""
+    codes = point.payload.get(CODES_KEY)
+    rows = coded_windows(codes, dim) if isinstance(codes, str) and _spans(point) > 1 else None
+    return rows if rows is not None and len(rows) == _spans(point) else None
 
 
 def _by_terms(encoder: Bm25Encoder, query: Sparse, texts: list[str]) -> int:

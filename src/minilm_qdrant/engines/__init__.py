@@ -126,7 +126,6 @@ class SearchRequest:
     100 pooled candidates hold 71% of the relevant documents, 300 hold 89%, and with BM25's
     the MaxSim ranking is within 0.003 NDCG@10 of MaxSim over every document);
     ``dense`` is then the query's pooled vector.
-    ``with_windows``: hits carry their window vectors (to pick the passage that answered).
     """
 
     k: int
@@ -141,7 +140,6 @@ class SearchRequest:
     exact: bool = False
     hnsw_ef: int | None = None
     windows: np.ndarray | None = None
-    with_windows: bool = False
 
     @property
     def candidates(self) -> int:

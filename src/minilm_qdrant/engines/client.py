@@ -166,8 +166,7 @@ class ClientEngine:
 
     def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
         result = self.client.query_points(
-            name, **_query(request), with_payload=True,
-            with_vectors=[WINDOWS_NAME] if request.with_windows else False)
+            name, **_query(request), with_payload=True, with_vectors=False)
         return [StoredPoint.from_record(p, with_vectors=False) for p in result.points]
 
     def add_sparse(self, name: str) -> None:

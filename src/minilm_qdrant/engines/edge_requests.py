@@ -72,7 +72,7 @@ def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.Qu
         query = mmr
     return qe.QueryRequest(
         limit=r.k, query=query, prefetches=prefetches, filter=flt, params=params,
-        with_payload=True, with_vector=[WINDOWS_NAME] if r.with_windows else None,
+        with_payload=True,
     )
 
 
