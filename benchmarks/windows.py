@@ -22,10 +22,10 @@ latency, disk and memory.
    p99, each part of the time on claims of its own (``--queries`` claims four times over), at
    the SciFact-long documents in ``--cache`` (the first ``--source`` of them indexed there when
    absent) and at ``--docs`` long documents made from their real window vectors (each
-   document's windows again with Gaussian noise, sigma 0.01, renormalised). Each store is
-   closed once built and searched by a new process that opens it, as a search service would
-   (runs 1-14 searched in the process that had just built it: 13.0 ms p50 at 100,000 against
-   10.2 opened anew, same store, same machine).
+   document's windows again with Gaussian noise, sigma 0.01, renormalised). The big store is
+   built in a process of its own, then searched by a new process that opens it, as a search
+   service would (runs 1-14 searched in the process that had just built it: 13.0 ms p50 at
+   100,000 against 10.2 opened anew, same store, same machine).
 
 Writes ``windows-<part>.json`` beside this file (``quality`` replaces a set's earlier rows,
 ``query`` adds a numbered run); the figures are in README.md's
@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -139,73 +138,87 @@ def ingest(sizes: dict[str, int], backend: str, rounds: int) -> list[dict[str, A
 
 def query(cache: Path, docs: int, backend: str, count: int, source: int,
           window_datatype: str = "float16", payload_on_disk: bool = False) -> list[dict[str, Any]]:
-    from minilm_qdrant import Collection, CollectionOptions, Embedder
-    from minilm_qdrant.documents import point_id
+    from minilm_qdrant import Collection, Embedder
     from minilm_qdrant.eval import load_beir
-    from minilm_qdrant.windows import CODES_KEY, window_codes
 
     data = load_beir(SHARED / "scifact-long", "train")
-    queries = list(data.queries.values())[:4 * count]  # each part on queries of its own
-    if len(queries) < 4 * count:
-        sys.exit(f"--queries {count} needs {4 * count} claims; SciFact-long has {len(queries)}")
-    embedder = Embedder(MODEL, backend=backend)
-    rows = []
-    with Collection("beir-scifact-long", embedder, path=str(cache / "scifact-long")) as col:
+    if len(data.queries) < 4 * count:  # each part on queries of its own
+        sys.exit(f"--queries {count} needs {4 * count} claims; SciFact-long has "
+                 f"{len(data.queries)}")
+    with Collection("beir-scifact-long", Embedder(MODEL, backend=backend),
+                    path=str(cache / "scifact-long")) as col:
         if col.count() == 0:
             col.upsert([d for _, d in zip(range(source), data.documents(), strict=False)])
-        points = [p for page in col.engine.scroll(col.name, 256) for p in page]
-    rows.append(_served(cache / "scifact-long", "beir-scifact-long", backend, count))
-    if docs > len(points):
-        rng = np.random.default_rng(0)
-        options = CollectionOptions(  # type: ignore[arg-type]
-            window_datatype=window_datatype, on_disk_payload=True if payload_on_disk else None)
+        have = col.count()
+    rows = [_child("serve", str(cache / "scifact-long"), "beir-scifact-long", backend, count)]
+    if docs > have:
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
-            with Collection("big", embedder, path=tmp, options=options) as big:
-                began = time.perf_counter()
-                written = 0
-                while written < docs:
-                    batch = points[:min(len(points), docs - written)]
-                    windows = [_noisy(p.windows, rng) for p in batch]
-                    dense = np.stack([embedder.pooled(w) for w in windows])
-                    ids = [point_id(f"{written + i}") for i in range(len(batch))]
-                    payloads = [{**p.payload, "doc_id": f"{written + i}", **(
-                        {CODES_KEY: window_codes(w)} if CODES_KEY in p.payload else {})}
-                        for i, (p, w) in enumerate(zip(batch, windows, strict=True))]
-                    sparse = [p.sparse for p in batch]
-                    big.engine.upsert(big.name, ids, dense, payloads, sparse, windows)
-                    written += len(batch)
-                big.engine.optimize(big.name)
-                build = time.perf_counter() - began
-            vectors = int(sum(len(p.windows) for p in points) * docs / len(points))
-            rows.append({**_served(Path(tmp), "big", backend, count),
-                         "build_seconds": round(build, 1), "window_datatype": window_datatype,
-                         "payload": "disk" if payload_on_disk else "engine default",
-                         "window_vectors": vectors,
-                         "disk_mb": round(disk_bytes(Path(tmp)) / 2**20),
-                         "build_peak_rss_mb": round(resource.getrusage(
-                             resource.RUSAGE_SELF).ru_maxrss / 1024)})
+            built = _child("build", str(cache / "scifact-long"), tmp, docs, window_datatype,
+                           int(payload_on_disk))
+            rows.append({**_child("serve", tmp, "big", backend, count), **built,
+                         "disk_mb": round(disk_bytes(Path(tmp)) / 2**20)})
     for row in rows:
         print(json.dumps(row), flush=True)
     return rows
 
 
-def _served(store: Path, name: str, backend: str, count: int) -> dict[str, Any]:
-    """`_latency` in a new process that opens the built store (its peak RSS: the search
-    service's)."""
-    out = subprocess.run([sys.executable, __file__, "query-child", str(store), name, backend,
-                          str(count)], check=True, capture_output=True, text=True).stdout
+def _child(*args: Any) -> dict[str, Any]:
+    """One step of ``query`` in a process of its own: ``build`` the big store, or ``serve``
+    (open a built store and time it, as a search service would; the builder's memory is gone)."""
+    out = subprocess.run([sys.executable, __file__, "query-child", *map(str, args)],
+                         check=True, capture_output=True, text=True).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def query_child(store: str, name: str, backend: str, count: int) -> dict[str, Any]:
+def serve(store: str, name: str, backend: str, count: int) -> dict[str, Any]:
     from minilm_qdrant import Collection, Embedder
     from minilm_qdrant.eval import load_beir
 
     queries = list(load_beir(SHARED / "scifact-long", "train").queries.values())[:4 * count]
     with Collection(name, Embedder(MODEL, backend=backend), path=store) as col:
         row = _latency(col, queries, col.count())
-    return {**row, "peak_rss_mb": round(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {**row, "peak_rss_mb": _peak_mb()}
+
+
+def build(source: str, store: str, docs: int, window_datatype: str,
+          payload_on_disk: bool) -> dict[str, Any]:
+    """``docs`` long documents from the SciFact-long points at ``source``: each document's
+    windows again with noise (and their codes made again), the pooled vector, its BM25."""
+    from minilm_qdrant import Collection, CollectionOptions, Embedder
+    from minilm_qdrant.documents import point_id
+    from minilm_qdrant.windows import CODES_KEY, window_codes
+
+    embedder = Embedder(MODEL)
+    with Collection("beir-scifact-long", embedder, path=source) as col:
+        points = [p for page in col.engine.scroll(col.name, 256) for p in page]
+    rng = np.random.default_rng(0)
+    options = CollectionOptions(  # type: ignore[arg-type]
+        window_datatype=window_datatype, on_disk_payload=True if payload_on_disk else None)
+    with Collection("big", embedder, path=store, options=options) as big:
+        began = time.perf_counter()
+        written = 0
+        while written < docs:
+            batch = points[:min(len(points), docs - written)]
+            windows = [_noisy(p.windows, rng) for p in batch]
+            dense = np.stack([embedder.pooled(w) for w in windows])
+            ids = [point_id(f"{written + i}") for i in range(len(batch))]
+            payloads = [{**p.payload, "doc_id": f"{written + i}", **(
+                {CODES_KEY: window_codes(w)} if CODES_KEY in p.payload else {})}
+                for i, (p, w) in enumerate(zip(batch, windows, strict=True))]
+            big.engine.upsert(big.name, ids, dense, payloads, [p.sparse for p in batch], windows)
+            written += len(batch)
+        big.engine.optimize(big.name)
+        seconds = time.perf_counter() - began
+    return {"build_seconds": round(seconds, 1), "window_datatype": window_datatype,
+            "payload": "disk" if payload_on_disk else "engine default",
+            "window_vectors": int(sum(len(p.windows) for p in points) * docs / len(points)),
+            "build_peak_rss_mb": _peak_mb()}
+
+
+def _peak_mb() -> int:
+    """This process's peak RSS (VmHWM; ru_maxrss would carry a parent's across exec)."""
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]
+    return round(int(status) / 1024)
 
 
 def _noisy(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -251,9 +264,10 @@ def main() -> None:
         kind, layout, n, backend = sys.argv[2:6]
         print(json.dumps(ingest_child(kind, layout, int(n), backend)))
         return
-    if len(sys.argv) > 1 and sys.argv[1] == "query-child":
-        store, name, backend, count = sys.argv[2:6]
-        print(json.dumps(query_child(store, name, backend, int(count))))
+    if len(sys.argv) > 2 and sys.argv[1] == "query-child":
+        step, a = sys.argv[2], sys.argv[3:]
+        print(json.dumps(serve(a[0], a[1], a[2], int(a[3])) if step == "serve"
+                         else build(a[0], a[1], int(a[2]), a[3], bool(int(a[4])))))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("part", choices=["quality", "ingest", "query"])
