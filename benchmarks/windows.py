@@ -6,6 +6,9 @@ latency, disk and memory.
     PYTHONPATH=src python benchmarks/windows.py ingest [--scifact 1000] [--long 100]
     PYTHONPATH=src python benchmarks/windows.py query [--docs 5000] [--window-datatype float16]
         [--payload-on-disk]
+    PYTHONPATH=src python benchmarks/windows.py query-child build SOURCE STORE DOCS float16 0
+    PYTHONPATH=src python benchmarks/windows.py query-child serve STORE NAME BACKEND QUERIES
+        (``query``'s two steps alone: build a store, time a new process searching it)
 
 1. ``quality``: each set indexed once per layout through `Collection` (Edge, BM25): ``windows``
    (today's default: every window embedded, pooled HNSW candidates ranked by MaxSim) and
