@@ -106,6 +106,7 @@ def test_delete_by_id_and_by_metadata(tmp_path: Path) -> None:
     assert f"{35 - days.count(1)} left" in result.stdout
     neither = cli("delete", cwd=tmp_path)
     assert neither.returncode != 0 and "give document ids or --where" in neither.stderr
+    assert "BadParameter" not in neither.stderr and len(neither.stderr.splitlines()) == 1
 
 
 def test_index_into_an_existing_collection_uses_its_model(indexed: Path) -> None:

@@ -21,8 +21,9 @@ from minilm_qdrant.errors import InputError
 
 T = TypeVar("T")
 MAX_BATCH_BYTES = 30 * 1024 * 1024
-"""Request bound: no request above it (a document whose point alone would be is refused, by
-name); under Qdrant's 32 MiB limit: a document of ~2,500 windows (~350,000 words)."""
+"""A server's request bound: no request above it (a document whose point alone would be is
+refused, by name); under Qdrant's 32 MiB limit: a document of ~2,500 windows (~350,000 words).
+An engine in this process (Edge, local mode) takes a point of any size: no wire between."""
 BATCH_TARGET_BYTES = 4 * 1024 * 1024
 """What a batch of several points aims at (near Qdrant's ~5 MB advice)."""
 _BYTES_PER_FLOAT = 25  # a float32 written as JSON text with separator (measured: 22-24)
@@ -87,7 +88,7 @@ def name(doc: Document) -> str:
     return repr(doc.id) if doc.id is not None else repr(str(doc.text)[:40])
 
 
-def problem(doc: object, dim: int, max_bytes: int, sparse: bool = False) -> str | None:
+def problem(doc: object, dim: int, max_bytes: int | None, sparse: bool = False) -> str | None:
     """Why a document cannot be sent, or None."""
     if not isinstance(doc, Document):
         return f"expected a Document, got {type(doc).__name__}"
@@ -103,15 +104,18 @@ def problem(doc: object, dim: int, max_bytes: int, sparse: bool = False) -> str 
     bad_metadata = metadata_problem(doc.metadata)
     if bad_metadata:
         return f"document {name(doc)}: {bad_metadata}; it was not sent"
+    if max_bytes is None:
+        return None
     cost = estimated_bytes(doc, dim, sparse)
     return too_large(doc, cost, max_bytes) if cost > max_bytes else None
 
 
 def too_large(doc: Document, cost: int, max_bytes: int) -> str:
     return (
-        f"document {name(doc)} needs about {cost:,} bytes, over the {max_bytes:,}-byte "
-        "request bound; split it or raise max_batch_bytes (Qdrant refuses requests over "
-        "32 MiB). It was not sent."
+        f"document {name(doc)} needs about {cost:,} bytes in one request, over the "
+        f"{max_bytes:,}-byte request bound; split the text, or raise the bound where the "
+        "server accepts more (its service.max_request_size_mb; max_batch_bytes=, CLI "
+        "--max-request-bytes). It was not sent."
     )
 
 

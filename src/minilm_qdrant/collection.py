@@ -59,9 +59,11 @@ class Collection(Lifecycle, Searching):
             settings, default English, or None for a dense-only collection).
         create: create the collection when missing (else `CollectionNotFound`).
         batch_size / max_batch_bytes: ingest batches are bounded by both (batches of
-            several points aim at 4 MiB; a long document's point may go alone up to
-            ``max_batch_bytes``, 30 MiB); a batch is also the window in which texts are
-            sorted by length for embedding.
+            several points aim at 4 MiB; a long document's point goes alone, up to
+            ``max_batch_bytes``; default: a server's request bound, 30 MiB, and none for an
+            engine in this process, Edge or local mode, where every window of a text of any
+            length is stored); a batch is also the window in which texts are sorted by
+            length for embedding.
         retry_policy: how transient failures are retried.
         backend: the backend of the embedder built here (none given): ``torch``, ``onnx``...
         tenant: confine every operation to this tenant (a new collection is made tenanted;
@@ -84,14 +86,14 @@ class Collection(Lifecycle, Searching):
         options: CollectionOptions | None = None,
         create: bool = True,
         batch_size: int = 256,
-        max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_batch_bytes: int | None = None,
         retry_policy: retry.RetryPolicy | None = None,
         allow_insecure: bool = False,
         backend: str = "auto",
         tenant: str | None = None,
         all_tenants: bool = False,
     ) -> None:
-        if batch_size < 1 or max_batch_bytes < 1:
+        if batch_size < 1 or (max_batch_bytes is not None and max_batch_bytes < 1):
             raise ValueError("batch_size and max_batch_bytes must be positive")
         if tenant is not None and all_tenants:
             raise InputError("give tenant=NAME or all_tenants=True, not both")
@@ -101,7 +103,6 @@ class Collection(Lifecycle, Searching):
         self._view, self._all_tenants = False, all_tenants
         self.name = name
         self.batch_size = batch_size
-        self.max_batch_bytes = max_batch_bytes
         self.retry_policy = retry_policy or retry.RetryPolicy()
         self.where = _redact(url) if url else path or ("client" if client else ":memory:")
         owned = engine is None and client is None  # a caller's client or engine stays open
@@ -112,10 +113,15 @@ class Collection(Lifecycle, Searching):
             )
         except CollectionNotFound as exc:  # no store there at all (a read creates none)
             raise CollectionNotFound(f"Collection {name!r} does not exist: {exc}") from None
+        self.max_batch_bytes = max_batch_bytes if max_batch_bytes is not None else \
+            None if self.engine.in_process else MAX_BATCH_BYTES
         self.backend = backend
         self.sparse: Bm25Encoder | None = None
         """The BM25 encoder of a collection with sparse vectors (settings from its
         fingerprint), else None."""
+        self.origins = True
+        """Folder syncs mark the documents they write (`documents.ORIGIN_KEY`); False for a
+        collection made before the mark (its synced documents known by their metadata)."""
         self.windows: Windows | None = None
         """How texts are cut into windows (settings from the fingerprint); None for a
         collection of one vector a text (made before windows: texts truncated)."""
@@ -177,7 +183,8 @@ class Collection(Lifecycle, Searching):
                 self.windows = embedder.windows(options.windows)
             made = Fingerprint(embedder.fingerprint, options.sparse,
                                self.windows.settings if self.windows else None,
-                               self.scope.tenanted)
+                               self.scope.tenanted, origins=True)
+            self.origins = True
             if self.scope.tenanted:
                 options = tenanted_options(options)
             spec = embedder.spec
@@ -191,6 +198,7 @@ class Collection(Lifecycle, Searching):
                     self.name, TENANT_KEY, "tenant"), f"indexing tenants of {self.name!r}")
             return embedder
         stored = Fingerprint.read(info, self.name, self.where)
+        self.origins = stored.origins
         if stored.sparse is not None:
             self.sparse = Bm25Encoder(stored.sparse)
         if embedder is None:
@@ -248,9 +256,13 @@ class Collection(Lifecycle, Searching):
         vectors: Mapping[str | int, Sequence[float]] | None = None,
         embedded_text: Callable[[Document], str] | None = None,
         skip_unchanged: bool = True,
+        on_refused: Callable[[Document, str], None] | None = None,
     ) -> UpsertReport:
         """Embed and write documents in bounded batches, each acknowledged before it counts
         (dense and BM25 vectors of a point in one write); see `minilm_qdrant.ingest.ingest`.
+        A document that cannot be stored (no text, bad metadata, over the request bound) stops
+        the ingest, named, after what came before it; with ``on_refused`` it is handed to it
+        with why, and the rest goes on (``--skip-invalid``).
         ``vectors`` (by document id) skips embedding for vectors a framework already made
         with this model (checked on one). Documents stored with the same embedded text and
         payload are skipped (``report.unchanged``) unless ``skip_unchanged=False``, so a rerun
@@ -261,7 +273,7 @@ class Collection(Lifecycle, Searching):
         """
         return self.writer().write(documents, on_progress=on_progress, optimize=optimize,
                                    vectors=vectors, embedded_text=embedded_text,
-                                   skip_unchanged=skip_unchanged)
+                                   skip_unchanged=skip_unchanged, on_refused=on_refused)
 
     def optimize(self) -> None:
         """Build the HNSW index after a bulk ingest (a no-op where the engine does it itself)."""
@@ -323,7 +335,8 @@ class Collection(Lifecycle, Searching):
             if on_progress:
                 on_progress(len(ids))
         record = Fingerprint(self.embedder.fingerprint, encoder.settings,
-                             self.windows.settings if self.windows else None, self.scope.tenanted)
+                             self.windows.settings if self.windows else None, self.scope.tenanted,
+                             self.origins)
         self._call(lambda: self.engine.set_metadata(self.name, record.as_metadata()),
                    f"updating the fingerprint of {self.name!r}")
         self.sparse = encoder

@@ -12,6 +12,10 @@ if TYPE_CHECKING:
 TEXT_KEY, ID_KEY, METADATA_KEY, EXTRA_KEY = "text", "doc_id", "metadata", "extra"
 """The payload layout of every point: the text, the caller's id, the metadata object, and
 (only when a framework keeps its own data, e.g. LlamaIndex node relationships) ``extra``."""
+ORIGIN_KEY = "origin"
+"""The reserved top-level payload key saying which folder sync wrote a point (``folder:NAME``).
+Only the folder reader sets it (`minilm_qdrant.sources`); a caller's metadata lives under
+``metadata`` and cannot reach it, so a sync deletes or replaces only what a sync wrote."""
 HASH_KEY = "embedded"
 """A hash of what was embedded (the model's fingerprint and the text as embedded): an ingest
 skips documents whose stored hash and payload are unchanged."""
@@ -28,6 +32,9 @@ class Document:
     id: str | int | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """A framework's own data kept beside the text and metadata (not searched, not shown)."""
+    origin: str | None = field(default=None, repr=False, kw_only=True)
+    """Which folder sync owns the document (``folder:NAME``; `ORIGIN_KEY`): set by the folder
+    reader alone, never from metadata; None for documents from anywhere else."""
 
     @property
     def point_id(self) -> str:
@@ -44,12 +51,16 @@ class Document:
         payload = {TEXT_KEY: self.text, ID_KEY: self.id, METADATA_KEY: self.metadata}
         if self.extra:
             payload[EXTRA_KEY] = self.extra
+        if self.origin is not None:
+            payload[ORIGIN_KEY] = self.origin
         return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Document:
+        origin = payload.get(ORIGIN_KEY)
         return cls(payload.get(TEXT_KEY, ""), payload.get(METADATA_KEY) or {},
-                   payload.get(ID_KEY), payload.get(EXTRA_KEY) or {})
+                   payload.get(ID_KEY), payload.get(EXTRA_KEY) or {},
+                   origin=origin if isinstance(origin, str) else None)
 
 
 def point_id(doc_id: str | int) -> str:

@@ -18,7 +18,7 @@ from minilm_qdrant.windows import WindowSettings
 
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 """The collection metadata key that holds the fingerprint."""
-_PARTS = ("sparse", "windows", "tenants")
+_PARTS = ("sparse", "windows", "tenants", "origins")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class Fingerprint:
     """How long texts were cut; None: one truncated vector a text (made before windows)."""
     tenants: bool = False
     """Every point belongs to a tenant (`minilm_qdrant.tenancy`)."""
+    origins: bool = False
+    """Folder syncs mark what they write (`documents.ORIGIN_KEY`); False: a collection made
+    before the mark, whose synced documents are recognised by their file metadata."""
 
     def as_metadata(self) -> dict[str, Any]:
         """The collection metadata that records it."""
@@ -43,6 +46,8 @@ class Fingerprint:
             record["windows"] = self.windows.as_dict()
         if self.tenants:
             record["tenants"] = True
+        if self.origins:
+            record["origins"] = True
         return {FINGERPRINT_KEY: record}
 
     @classmethod
@@ -72,6 +77,7 @@ class Fingerprint:
             sparse=None if sparse is None else Bm25Settings.from_dict(sparse),
             windows=None if windows is None else WindowSettings.from_dict(windows),
             tenants=bool(stored.get("tenants")),
+            origins=bool(stored.get("origins")),
         )
 
     def mismatch(self, info: CollectionInfo, mine: dict[str, Any]) -> bool:

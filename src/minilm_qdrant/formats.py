@@ -8,7 +8,9 @@ without a text layer) raises `InputError` saying why; the caller names the file.
 
 from __future__ import annotations
 
+import codecs
 import io
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +71,24 @@ def require(suffixes: set[str]) -> None:
                     "\"minilm-qdrant[files]\" (or leave them out with --exclude)") from None
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def _decode(data: bytes) -> str:
-    if b"\0" in data[:8192]:
+    for bom, codec in _BOMS:  # Windows tools save "Unicode" text as UTF-16 with a BOM
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not {codec.upper()} text although it begins with its byte "
+                                 f"order mark (invalid at offset {exc.start})") from None
+    head = data[:8192]
+    if b"\0" in head:
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        if max(odd, even) > len(head) // 4 and min(odd, even) == 0:
+            raise InputError("UTF-16 text without a byte order mark; save it as UTF-8 (or "
+                             "as UTF-16 with its BOM)")
         raise InputError("a binary file, not text (it holds NUL bytes)")
     try:
         return data.decode("utf-8").lstrip("\ufeff")
@@ -114,6 +132,9 @@ def _pdf(data: bytes) -> FileText:
     except ImportError:
         raise MissingDependency("reading PDF needs pypdf: pip install "
                                 "\"minilm-qdrant[files]\"") from None
+    log = logging.getLogger("pypdf")  # pypdf logs what it repairs (a broken xref, a wrong
+    level = log.level  # offset) as warnings: not the user's to read; its errors still raise
+    log.setLevel(logging.ERROR)
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -125,6 +146,8 @@ def _pdf(data: bytes) -> FileText:
         raise InputError(f"an encrypted PDF this machine cannot open ({exc})") from None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
+    finally:
+        log.setLevel(level)
     if not any(t.strip() for t in texts):
         raise InputError(f"a PDF without a text layer ({len(texts)} pages, no text: scanned? "
                          "OCR it first)")

@@ -33,7 +33,7 @@ from minilm_qdrant.batching import (
     too_large,
 )
 from minilm_qdrant.diskspace import room_for
-from minilm_qdrant.documents import HASH_KEY, Document
+from minilm_qdrant.documents import HASH_KEY, ID_KEY, Document
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import Engine, Sparse
 from minilm_qdrant.errors import (
@@ -112,7 +112,9 @@ class WritePath:
     sparse: Bm25Encoder | None
     windows: Windows | None
     batch_size: int
-    max_batch_bytes: int
+    max_batch_bytes: int | None
+    """The request bound a document's point must fit (None: none; the engine takes requests
+    in this process, so a long text's every window reaches it whatever its size)."""
     retry_policy: retry.RetryPolicy
     scope: Scope = field(default_factory=Scope)
     """The tenant every point is written for (ids namespaced, payload stamped)."""
@@ -124,24 +126,32 @@ class WritePath:
 
         return retry.call(fn, self.retry_policy, what=what, on_retry=counted)
 
-    def items(self, documents: Iterable[Document]) -> Iterator[list[Item]]:
+    def items(self, documents: Iterable[Document],
+              on_refused: Callable[[Document, str], None] | None = None
+              ) -> Iterator[list[Item]]:
         """Checked documents with their windows, in batches bounded by count and bytes; a
-        document that cannot be sent raises `Refused` after the batch before it."""
+        document that cannot be sent raises `Refused` after the batch before it (or, with
+        ``on_refused``, is handed to it with why, and the rest goes on)."""
         dim, limit, sparse = self.embedder.dim, self.max_batch_bytes, self.sparse is not None
 
         def checked() -> Iterator[tuple[Item, int]]:
             for doc in documents:
                 why = problem(doc, dim, limit, sparse)
+                spans = None
+                if not why:
+                    spans = self.windows.cut([doc.text])[0] if self.windows else None
+                    cost = estimated_bytes(doc, dim, sparse, len(spans) if spans else 0)
+                    why = too_large(doc, cost, limit) if limit and cost > limit else None
+                if why and on_refused is not None and isinstance(doc, Document):
+                    on_refused(doc, why)
+                    continue
                 if why:
                     raise Refused(why, doc)
-                spans = self.windows.cut([doc.text])[0] if self.windows else None
-                cost = estimated_bytes(doc, dim, sparse, len(spans) if spans else 0)
-                if cost > limit:
-                    raise Refused(too_large(doc, cost, limit), doc)
                 yield (doc, spans), cost
 
+        target = min(limit or BATCH_TARGET_BYTES, BATCH_TARGET_BYTES)
         batches = bounded(checked(), lambda pair: pair[1], self.batch_size,
-                          min(limit, BATCH_TARGET_BYTES))  # a bigger point goes alone
+                          target)  # a bigger point goes alone
         return ([item for item, _ in batch] for batch in batches)
 
     def write(
@@ -150,6 +160,7 @@ class WritePath:
         vectors: Mapping[str | int, Sequence[float]] | None = None,
         embedded_text: Callable[[Document], str] | None = None,
         skip_unchanged: bool = True,
+        on_refused: Callable[[Document, str], None] | None = None,
     ) -> UpsertReport:
         """Embed and write ``documents`` in bounded batches (see `Collection.upsert`).
 
@@ -170,7 +181,7 @@ class WritePath:
             room.check_documents(documents, lambda: engine.count(name), self.windows is not None)
         report = UpsertReport()
         start = time.monotonic()
-        seen: set[str] = set()
+        seen: dict[str, str | int | None] = {}  # point id -> the caller's id written to it
         batch: list[Item] = []
         given = None if vectors is None else {self.scope.id_of(k): v for k, v in vectors.items()}
         checked = given is None
@@ -198,7 +209,9 @@ class WritePath:
             relabel: list[Pair] = []
             for pair in pairs:
                 before, now = stored.get(pid(pair[0])), pair[1]
-                if before is None or before.get(HASH_KEY) != now[HASH_KEY]:
+                if before is not None and _clash(pair[0], before.get(ID_KEY)):
+                    refuse(pair[0], before.get(ID_KEY))
+                elif before is None or before.get(HASH_KEY) != now[HASH_KEY]:
                     embed.append(pair)
                 elif {k: v for k, v in before.items() if k != CODES_KEY} != now:
                     relabel.append(pair)  # (the codes come with the vectors, not the caller)
@@ -244,11 +257,25 @@ class WritePath:
             check_vectors(dense, docs, embedder.dim)
             return dense, (done if self.windows else None)
 
+        def refuse(doc: Document, other: object) -> None:
+            why = (f"document id {doc.id!r} ({type(doc.id).__name__}) and id {other!r} "
+                   f"({type(other).__name__}), already written, are one point (ids are "
+                   "compared as text); give every id as one type. It was not written.")
+            if on_refused is None:
+                raise Refused(why, doc)
+            on_refused(doc, why)
+
         def embed(items: list[Item]) -> Staged:
-            unique = {pid(doc): (doc, spans) for doc, spans in items}  # last one wins
-            report.duplicates += len(items) - len(unique)
-            report.duplicates += sum(pid in seen for pid in unique)
-            seen.update(unique)
+            unique: dict[str, Item] = {}
+            for doc, spans in items:  # the last one of an id wins
+                key = pid(doc)
+                first = unique[key][0].id if key in unique else seen.get(key, doc.id)
+                if _clash(doc, first):
+                    refuse(doc, first)
+                    continue
+                report.duplicates += key in unique or key in seen
+                unique[key] = (doc, spans)
+            seen.update((key, doc.id) for key, (doc, _) in unique.items())
             pairs, relabel = triage([(d, payload(d, s), s) for d, s in unique.values()])
             if not pairs:
                 return pairs, None, None, relabel
@@ -261,7 +288,7 @@ class WritePath:
                 sparse = list(self.sparse.encode_documents([d.text for d, _, _ in pairs]))
             return pairs, made, sparse, relabel  # all vectors written together, never apart
 
-        stages = staged(self.items(documents), embed)
+        stages = staged(self.items(documents, on_refused), embed)
         try:
             for batch, (pairs, made, sparse, relabel) in stages:
                 if pairs and made is not None:
@@ -313,6 +340,12 @@ class WritePath:
             self.call(lambda: engine.optimize(name), f"optimizing {name!r}")
         report.seconds = time.monotonic() - start
         return report
+
+
+def _clash(doc: Document, other: object) -> bool:
+    """Whether ``doc``'s id and ``other`` (an id already written to its point) are one point
+    but not one id: ``1`` and ``"1"``."""
+    return other is not None and doc.id is not None and type(other) is not type(doc.id)
 
 
 def _agree(embedder: Embedder, name: str, doc: Document, given: np.ndarray,

@@ -21,6 +21,7 @@ from minilm_qdrant.documents import Document
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import InputError
+from minilm_qdrant.sources import legacy_marked
 from minilm_qdrant.tenancy import TENANT_KEY
 from minilm_qdrant.windows import WindowSettings
 
@@ -99,5 +100,7 @@ def _stored(source: Collection) -> Iterator[tuple[str | None, list[Document]]]:
         by_tenant: dict[str | None, list[Document]] = {}
         for point in page:
             tenant = point.payload.get(TENANT_KEY) if source.scope.tenanted else None
-            by_tenant.setdefault(tenant, []).append(Document.from_payload(point.payload))
+            doc = Document.from_payload(point.payload)
+            by_tenant.setdefault(tenant, []).append(
+                doc if source.origins else legacy_marked(doc))  # the new one is marked
         yield from by_tenant.items()

@@ -84,14 +84,11 @@ class MiniLMVectorStore(VectorStore):
             )
         elif any(v is not None for v in (path, url, api_key, client)) or collection_kwargs:
             raise ValueError("give either collection= or where to open one (path, url...)")
-        elif tenant is not None:
-            collection = collection.tenant(tenant)
-        elif embedding is not None and \
-                embedding.embedder.fingerprint != collection.embedder.fingerprint:
-            raise CollectionMismatch(
-                f"the embeddings ({embedding.model_name}) are not the model of collection "
-                f"{collection.name!r} ({collection.embedder.spec.name}); omit embedding= to "
-                "use the collection's own")
+        else:
+            if embedding is not None:
+                _check_model(embedding, collection)
+            if tenant is not None:
+                collection = collection.tenant(tenant)
         self.collection = collection
         self._embeddings = embedding or MiniLMEmbeddings.from_embedder(collection.embedder)
         mode = retrieval_mode.value if isinstance(retrieval_mode, RetrievalMode) \
@@ -155,14 +152,15 @@ class MiniLMVectorStore(VectorStore):
     def delete(
         self, ids: list[str] | None = None, *, filter: Filter = None, **kwargs: Any
     ) -> bool | None:
-        """Delete by your ids, or by ``filter``; ids not stored are ignored. True when done."""
+        """Delete by your ids, or by ``filter``; ids not stored are ignored. True when
+        something was deleted, False when nothing matched."""
         if kwargs:
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
         if (ids is None) == (filter is None):
             raise ValueError("give ids or a filter (one of them)")
         where = _filter(filter)
-        self.collection.delete(ids if where is None else where)  # type: ignore[arg-type]
-        return True
+        deleted = self.collection.delete(ids if where is None else where)  # type: ignore[arg-type]
+        return deleted > 0
 
     # --- reads --------------------------------------------------------------------------
 
@@ -285,3 +283,15 @@ def _filter(flt: Filter) -> models.Filter | None:
             else models.MatchValue(value=value)
         must.append(models.FieldCondition(key=f"metadata.{key}", match=match))
     return models.Filter(must=must)
+
+
+def _check_model(embedding: MiniLMEmbeddings, collection: Collection) -> None:
+    """Refuse embeddings that are not the collection's model, naming what differs."""
+    mine, theirs = embedding.embedder.fingerprint, collection.embedder.fingerprint
+    if mine == theirs:
+        return
+    differ = ", ".join(f"{k} {mine.get(k)!r} against {theirs.get(k)!r}"
+                       for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+    raise CollectionMismatch(
+        f"the embeddings are not the model of collection {collection.name!r}: {differ} (the "
+        "embeddings' against the collection's); omit embedding= to use the collection's own")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+import click
 import typer
 from qdrant_client import models
 from tqdm import tqdm
@@ -131,6 +132,9 @@ def one_line_errors() -> Iterator[None]:
         yield
     except (MiniLMQdrantError, typer.Exit, KeyboardInterrupt):
         raise
+    except click.ClickException as exc:  # a usage error found after parsing: one line
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        raise typer.Exit(2) from None
     except Exception as exc:
         if _state["debug"]:
             raise
@@ -142,7 +146,7 @@ def open_collection(
     collection: str, path: str | None, url: str | None, api_key: str | None,
     allow_insecure: bool, embedder: Embedder | None, create: bool, backend: str = "auto",
     options: CollectionOptions | None = None, tenant: str | None = None,
-    all_tenants: bool = False,
+    all_tenants: bool = False, max_request_bytes: int | None = None,
 ) -> Collection:
     if url and path:
         raise typer.BadParameter("give either --path or --url, not both")
@@ -150,6 +154,7 @@ def open_collection(
         collection, embedder, path=None if url else (path or DEFAULT_PATH), url=url,
         api_key=api_key, allow_insecure=allow_insecure, create=create, backend=backend,
         options=options, tenant=tenant, all_tenants=all_tenants,
+        max_batch_bytes=max_request_bytes,
     )
 
 

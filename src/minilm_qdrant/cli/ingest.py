@@ -73,13 +73,18 @@ def index(
         "--lines", help="A text file given by name holds one document per line.")] = False,
     max_bytes: Annotated[int, typer.Option(
         "--max-bytes", min=1, help="Refuse files larger than this.")] = MAX_FILE_BYTES,
+    max_request_bytes: Annotated[int | None, typer.Option(
+        "--max-request-bytes", min=1, help="The most one write request may carry; a longer "
+        "document's point is refused by name.",
+        show_default="30 MiB to a server (Qdrant's 32 MiB limit); none for the embedded store")
+    ] = None,
 ) -> None:
     """Embed documents from files and folders and store them (rerunning never duplicates;
     unchanged files are skipped without being read)."""
     with one_line_errors():
         for each in paths:  # before anything is loaded or created: a rerun cannot help
             if not each.exists():
-                raise InputError(f"{each}: no such file or folder")
+                raise InputError(f"{sources.printable(each)}: no such file or folder")
         # no --model: the collection's own model, or the registry default for a new one
         embedder = make_embedder(model, pooling, backend)
         options = CollectionOptions(sparse=None) if dense_only else None
@@ -90,7 +95,7 @@ def index(
 
         with clean_stop(stopped), open_collection(
             collection, path, url, api_key, allow_insecure, embedder, True, backend, options,
-            tenant,
+            tenant, max_request_bytes=max_request_bytes,
         ) as col, bar:
             for each in paths:
                 if not each.is_dir() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
@@ -107,15 +112,19 @@ def _index_file(col: Collection, file: Path, bar: Progress, skip_invalid: bool, 
     """A file of many documents: JSONL, CSV, or text with ``--lines``."""
     stats = ReadStats()
     docs = read_documents(file, skip_invalid=skip_invalid, stats=stats)
+    refused: list[str] = []
     total = count_lines(file) if file.is_file() else None
     if total:
         bar.set_total(total)
     room = room_for(col.engine, col.name, col.embedder.dim)
     if room and total:  # the file's size says what it needs: refuse before writing
         room.check_total(total, file.stat().st_size, col.count)
-    report = col.upsert(docs, on_progress=bar, skip_unchanged=not force)
-    _say(col, f"Indexed {report.written} documents from {file}", report,
-         {"skipped invalid lines": stats.skipped})
+    report = col.upsert(docs, on_progress=bar, skip_unchanged=not force,
+                        on_refused=(lambda _, why: refused.append(why)) if skip_invalid else None)
+    _say(col, f"Indexed {report.written} documents from {sources.printable(file)}", report,
+         {"skipped invalid lines": stats.skipped, "documents refused, skipped": len(refused)})
+    for why in refused[:5]:
+        typer.echo(f"    {why}")
 
 
 def _index_folder(col: Collection, where: Path, bar: Progress, *, skip_invalid: bool,
@@ -128,13 +137,16 @@ def _index_folder(col: Collection, where: Path, bar: Progress, *, skip_invalid: 
     upsert = report.upsert or UpsertReport()
     deleted = f", {report.deleted} deleted" if sync else ""
     stats = report.stats
-    _say(col, f"Indexed {where}: {report.added} added, {report.updated} updated, "
+    _say(col, f"Indexed {sources.printable(where)}: {report.added} added, {report.updated} updated, "
          f"{report.unchanged} unchanged{deleted}", upsert,
          {"bad files skipped": len(stats.skipped)}, counted_unchanged=True)
     for why in stats.skipped[:5]:
         typer.echo(f"    {why}")
     if len(stats.skipped) > 5:
         typer.echo(f"    ... and {len(stats.skipped) - 5} more")
+    if stats.escaped:
+        typer.echo(f"  file names that are not UTF-8, stored under ids with their bytes as "
+                   f"\\xNN: {len(stats.escaped)} (e.g. {', '.join(stats.escaped[:3])})")
     if stats.passed_over:
         typer.echo(f"  files in no document format, left out: {len(stats.passed_over)} (e.g. "
                    f"{', '.join(stats.passed_over[:3])}; choose files with --include)")
@@ -179,7 +191,8 @@ def delete(
     with one_line_errors():
         flt = parse_where(where)
         if bool(ids) == (flt is not None):
-            raise typer.BadParameter("give document ids or --where KEY=VALUE (one of them)")
+            raise InputError("give document ids or --where KEY=VALUE (one of them), "
+                             "e.g. minilm-qdrant delete doc-1 doc-2")
         with open_collection(collection, path, url, api_key, allow_insecure, None, False,
                              tenant=tenant) as col:
             deleted = col.delete(flt if flt is not None else ids or [])

@@ -161,6 +161,9 @@ finds a long document less surely than its best window does; MaxSim over 300 can
 class Engine(Protocol):
     """The small contract every engine keeps (same ids, same scores, same errors)."""
 
+    in_process: bool
+    """Requests stay in this process (Edge, local mode): no wire, so no request size bound."""
+
     def info(self, name: str) -> CollectionInfo | None:
         """The collection's vector size, distance and metadata; None when it does not exist."""
         ...

@@ -81,6 +81,9 @@ class ClientEngine:
     def __init__(self, client: QdrantClient, *, where: str = "qdrant") -> None:
         self.client = client
         self.where = where
+        from qdrant_client.local.qdrant_local import QdrantLocal
+
+        self.in_process = isinstance(getattr(client, "_client", None), QdrantLocal)
 
     def __repr__(self) -> str:
         return f"ClientEngine({self.where!r})"

@@ -66,6 +66,8 @@ _SCHEMA = {
 class EdgeEngine:
     """One Edge shard per collection under one directory, locked for this process."""
 
+    in_process = True
+
     def __init__(
         self, path: str | os.PathLike[str], *, hnsw_ef: int | None = None, create: bool = True
     ) -> None:
