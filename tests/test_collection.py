@@ -47,6 +47,7 @@ def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, s
         "sparse": {"kind": "bm25", "language": "english", "k": 1.2, "b": 0.75, "avg_len": 256.0,
                    "tokenizer": "word"},
         "windows": {"size": 254, "overlap": 64},  # the model's limit, less [CLS] and [SEP]
+        "origins": True,  # folder syncs mark what they write
     }
     assert info.windows and col.windowed
 

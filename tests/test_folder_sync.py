@@ -19,8 +19,8 @@ from minilm_qdrant import Collection, Document, Embedder, InputError, cli
 from minilm_qdrant.cli import common
 from minilm_qdrant.documents import ORIGIN_KEY
 from minilm_qdrant.errors import IngestError
-from minilm_qdrant.formats import extract
 from minilm_qdrant.fingerprint import FINGERPRINT_KEY
+from minilm_qdrant.formats import extract
 from minilm_qdrant.sources import FolderStats, read_path, sync
 
 ENGINES = ["edge", "local-path"]

@@ -86,7 +86,7 @@ def _decode(data: bytes) -> str:
     head = data[:8192]
     if b"\0" in head:
         odd, even = head[1::2].count(0), head[0::2].count(0)
-        if max(odd, even) > len(head) // 4 and min(odd, even) == 0:
+        if len(head) >= 8 and max(odd, even) >= 0.9 * (len(head) // 2) and min(odd, even) == 0:
             raise InputError("UTF-16 text without a byte order mark; save it as UTF-8 (or "
                              "as UTF-16 with its BOM)")
         raise InputError("a binary file, not text (it holds NUL bytes)")

@@ -326,8 +326,8 @@ def sync(collection: Collection, path: str | Path, *, delete: bool = True,
     if delete and root.is_dir():
         folder = root.resolve().name
         walked = {f.id for f in found} | refused
-        gone = [d.id for d in _mine(collection, folder) if d.id not in walked
-                and _gone(root / _unescaped(str(d.id)))]
+        gone = [d.id for d in _mine(collection, folder) if d.id is not None
+                and d.id not in walked and _gone(root / _unescaped(str(d.id)))]
         report.deleted = collection.delete(gone) if gone else 0
     report.seconds = time.monotonic() - start
     return report

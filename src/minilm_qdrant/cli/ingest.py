@@ -137,8 +137,8 @@ def _index_folder(col: Collection, where: Path, bar: Progress, *, skip_invalid: 
     upsert = report.upsert or UpsertReport()
     deleted = f", {report.deleted} deleted" if sync else ""
     stats = report.stats
-    _say(col, f"Indexed {sources.printable(where)}: {report.added} added, {report.updated} updated, "
-         f"{report.unchanged} unchanged{deleted}", upsert,
+    _say(col, f"Indexed {sources.printable(where)}: {report.added} added, {report.updated} "
+         f"updated, {report.unchanged} unchanged{deleted}", upsert,
          {"bad files skipped": len(stats.skipped)}, counted_unchanged=True)
     for why in stats.skipped[:5]:
         typer.echo(f"    {why}")
