@@ -25,8 +25,9 @@ import qdrant_edge as qe
 from ir_measures import R, nDCG
 from windows import SHARED
 
-from minilm_qdrant.eval import load_beir
-from minilm_qdrant.sparse import SPARSE_NAME, Bm25Encoder, Bm25Settings
+from minilm_qdrant.engines import SPARSE_NAME
+from minilm_qdrant.evaluation import load_beir
+from minilm_qdrant.sparse import Bm25Encoder, Bm25Settings
 
 
 def bm25_ndcg(root: str, split: str, lengths: list[float], k: float, b: float) -> None:

@@ -63,14 +63,14 @@ def prepare(item: str, out: Path) -> None:
     from windows import MODEL, SHARED
 
     from minilm_qdrant import Embedder
-    from minilm_qdrant.eval import load_beir
-    from minilm_qdrant.windows import WindowSettings
+    from minilm_qdrant.evaluation import load_beir
+    from minilm_qdrant.windows import Windows, WindowSettings
 
     root, split = item.rsplit(":", 1)
     data = load_beir(SHARED / root, split)
     texts = [d.text for d in data.documents()] + list(data.queries.values())
     embedder = Embedder(MODEL)
-    spans = embedder.windows(WindowSettings()).cut(texts)
+    spans = Windows.of(embedder, WindowSettings()).cut(texts)
     out.mkdir(parents=True, exist_ok=True)
     with lzma.open(out / "texts.jsonl.xz", "wt", preset=6) as f:
         for text, cut in zip(texts, spans, strict=True):

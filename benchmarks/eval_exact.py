@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from minilm_qdrant import Collection, Embedder
-from minilm_qdrant import eval as beir
+from minilm_qdrant import evaluation as beir
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,8 +81,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N abstracts (a smoke run)")
     args = parser.parse_args()
     from minilm_qdrant import Collection, Embedder
-    from minilm_qdrant.readers import read_documents
-    from minilm_qdrant.sources import FolderStats, read_path, sync
+    from minilm_qdrant.inputs import FolderStats, read_documents, read_path, sync
 
     rows: dict[str, dict[str, float | int | str]] = {}
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:

@@ -37,7 +37,7 @@ def disk_bytes(path: Path) -> int:
 
 def quality(split: str, backend: str) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, Embedder
-    from minilm_qdrant.eval import evaluate, load_beir
+    from minilm_qdrant.evaluation import evaluate, load_beir
 
     data = load_beir(DATA, split)
     rows = []
@@ -54,7 +54,7 @@ def quality(split: str, backend: str) -> list[dict[str, Any]]:
 
 def ingest(backend: str, limit: int | None, runs: int) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, CollectionOptions, Embedder
-    from minilm_qdrant.eval import load_beir
+    from minilm_qdrant.evaluation import load_beir
     from minilm_qdrant.sparse import Bm25Encoder
 
     data = load_beir(DATA, "train")

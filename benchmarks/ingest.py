@@ -73,7 +73,7 @@ def load(limit: int | None) -> tuple[list[dict[str, str]], dict[str, str], dict[
 
 def ndcg10(run: dict[str, list[str]], qrels: dict[str, set[str]]) -> float:
     """NDCG@10 (x100) through the project's ir-measures metrics, ranks as scores."""
-    from minilm_qdrant.eval import metrics
+    from minilm_qdrant.evaluation import metrics
 
     scored = {q: {d: float(len(ids) - r) for r, d in enumerate(ids)} for q, ids in run.items()}
     judged = {q: {d: 1 for d in rel} for q, rel in qrels.items()}

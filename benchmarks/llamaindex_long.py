@@ -41,8 +41,8 @@ def run(layout: str, backend: str, count: int, top_nodes: int) -> list[dict[str,
     from llama_index.core.vector_stores.types import VectorStoreQueryMode
     from llama_index.vector_stores.minilm import MiniLMVectorStore
 
-    from minilm_qdrant.engines import CollectionOptions
-    from minilm_qdrant.eval import load_beir, load_spans, metrics, passage_overlap
+    from minilm_qdrant.collection import CollectionOptions
+    from minilm_qdrant.evaluation import load_beir, load_spans, metrics, passage_overlap
 
     data = load_beir(SHARED / "scifact-long", "train")
     spans = load_spans(data)

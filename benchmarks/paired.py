@@ -20,7 +20,7 @@ from ir_measures import nDCG
 from windows import MODEL, SHARED
 
 from minilm_qdrant import Collection, CollectionOptions, Embedder
-from minilm_qdrant.eval import load_beir, run_queries
+from minilm_qdrant.evaluation import load_beir, run_queries
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     args = parser.parse_args()
     from minilm_qdrant import Collection, Embedder
-    from minilm_qdrant.eval import load_beir
+    from minilm_qdrant.evaluation import load_beir
 
     docs = list(load_beir(DATA, "train").documents())
     embedder = Embedder("all-MiniLM-L6-v2", backend=args.backend)

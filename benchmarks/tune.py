@@ -88,7 +88,7 @@ def main() -> None:
 def dev_view(root: Path, seed: int) -> Path:
     """A BEIR directory over the same corpus whose ``qrels/dev.tsv`` holds the held-out
     queries of ``--dev-fraction 0.2 --seed`` (drawn by the same code as tune)."""
-    from minilm_qdrant.labelled import load_labelled
+    from minilm_qdrant.evaluation.labelled import load_labelled
 
     labelled = load_labelled(DATA, dev_fraction=0.2, seed=seed, workdir=root.parent)
     (root / "qrels").mkdir(parents=True)

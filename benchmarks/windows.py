@@ -74,7 +74,7 @@ def disk_bytes(path: Path) -> int:
 def quality(sets: list[str], cache: Path, backend: str, layouts: list[str],
             embedder: Any = None, note: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, CollectionOptions, Embedder
-    from minilm_qdrant.eval import evaluate, load_beir
+    from minilm_qdrant.evaluation import evaluate, load_beir
 
     rows = []
     embedder = embedder or Embedder(MODEL, backend=backend)
@@ -99,7 +99,7 @@ def quality(sets: list[str], cache: Path, backend: str, layouts: list[str],
 def ingest_child(kind: str, layout: str, n: int, backend: str) -> dict[str, Any]:
     """One ingest in this (child) process: a fresh store, the first ``n`` documents."""
     from minilm_qdrant import Collection, CollectionOptions, Embedder
-    from minilm_qdrant.eval import load_beir
+    from minilm_qdrant.evaluation import load_beir
 
     data = load_beir(SHARED / kind, "train")
     docs = [d for _, d in zip(range(n), data.documents(), strict=False)]
@@ -142,7 +142,7 @@ def ingest(sizes: dict[str, int], backend: str, rounds: int) -> list[dict[str, A
 def query(cache: Path, docs: int, backend: str, count: int, source: int,
           window_datatype: str = "float16", payload_on_disk: bool = False) -> list[dict[str, Any]]:
     from minilm_qdrant import Collection, Embedder
-    from minilm_qdrant.eval import load_beir
+    from minilm_qdrant.evaluation import load_beir
 
     data = load_beir(SHARED / "scifact-long", "train")
     if len(data.queries) < 4 * count:  # each part on queries of its own
@@ -175,7 +175,7 @@ def _child(*args: Any) -> dict[str, Any]:
 
 def serve(store: str, name: str, backend: str, count: int) -> dict[str, Any]:
     from minilm_qdrant import Collection, Embedder
-    from minilm_qdrant.eval import load_beir
+    from minilm_qdrant.evaluation import load_beir
 
     queries = list(load_beir(SHARED / "scifact-long", "train").queries.values())[:4 * count]
     with Collection(name, Embedder(MODEL, backend=backend), path=store) as col:
@@ -246,7 +246,7 @@ def _latency(col: Any, queries: list[str], docs: int) -> dict[str, Any]:
         for text, part, passages in ((split, "search", None), (top3, "search_top3", 3),
                                      (none, "search_no_passage", 0)):
             began = time.perf_counter()
-            windows = col.embedder.embed_query_windows(text, col.windows)
+            windows = col.windows.embed_query(col.embedder, text)
             if part == "search":
                 parts["embed"].append(time.perf_counter() - began)
             dense, sparse = col.embedder.pooled(windows), col.sparse.encode_query(text)

@@ -112,7 +112,7 @@ def test_metadata_the_store_cannot_hold_is_named(embedder: Embedder, tmp_path) -
     """NaN / Infinity (which Python's json accepts) and over-64-bit integers: one line naming
     the file and line (or the document) and the field; earlier documents are written."""
     from minilm_qdrant import Document, IngestError, InputError
-    from minilm_qdrant.readers import ReadStats, read_documents
+    from minilm_qdrant.inputs import ReadStats, read_documents
 
     bad = tmp_path / "nan.jsonl"
     bad.write_text('{"text": "fine", "id": "a"}\n{"text": "x", "score": NaN}\n'

@@ -20,8 +20,8 @@ from minilm_qdrant import (
     Embedder,
     InputError,
 )
-from minilm_qdrant.batching import estimated_bytes
 from minilm_qdrant.collection import FINGERPRINT_KEY
+from minilm_qdrant.collection.batching import estimated_bytes
 
 DOCS = [
     Document("The cat sat on the mat and purred.", {"kind": "animal"}, "cat"),
@@ -208,7 +208,7 @@ def test_a_long_documents_point_goes_alone_up_to_the_request_bound(embedder: Emb
 
 
 def test_bad_vectors_are_caught_before_sending(embedder: Embedder) -> None:
-    from minilm_qdrant.batching import check_vectors
+    from minilm_qdrant.collection.batching import check_vectors
 
     vectors = np.ones((2, 384), dtype=np.float32)
     vectors[1, 3] = np.nan

@@ -3,7 +3,7 @@ written, a stream stops cleanly between batches when the disk fills (the rerun f
 and a store is not opened where Qdrant Edge would die of SIGBUS.
 
 A real small filesystem (a tmpfs, when this process may mount one) shows the real thing;
-elsewhere ``shutil.disk_usage`` is patched where `minilm_qdrant.diskspace` calls it.
+elsewhere ``shutil.disk_usage`` is patched where `minilm_qdrant.engines.diskspace` calls it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 from faults import record
 
 from minilm_qdrant import Collection, Document, Embedder
-from minilm_qdrant import diskspace as ds
 from minilm_qdrant.documents import point_id
+from minilm_qdrant.engines import diskspace as ds
 from minilm_qdrant.errors import DiskFull, IngestError
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -162,7 +162,7 @@ def test_the_estimate_is_conservative_against_a_real_store(
     used = _Disk(tmp_path / "s", 0).used() - empty
     windows = 4 * 384 * sum(1 + len(d.text) // ds.WINDOW_CHARS for d in docs)  # a vector each
     payload = sum(len(d.text) + 200 for d in docs) + windows
-    estimate = len(docs) * ds.point_bytes(384, 0) + ds.FACTOR * payload
+    estimate = len(docs) * ds.disk_bytes(384, 0) + ds.FACTOR * payload
     assert used < estimate < 4 * used  # conservative, not absurd
 
 

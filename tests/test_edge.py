@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from faults import record
+from minilm_qdrant.engines.open import open_engine
 from qdrant_client import QdrantClient
 
 from minilm_qdrant import Collection, CollectionOptions, Document, Embedder
@@ -17,7 +18,6 @@ from minilm_qdrant.engines import SearchRequest
 from minilm_qdrant.engines.client import ClientEngine
 from minilm_qdrant.engines.edge import EdgeEngine
 from minilm_qdrant.engines.edge_files import is_client_local_store
-from minilm_qdrant.engines.open import open_engine
 
 OPEN_ELSEWHERE = """
 import sys

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder, InputError
-from minilm_qdrant import eval as beir
+from minilm_qdrant import evaluation as beir
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 

@@ -14,7 +14,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from minilm_qdrant import Collection, Document, Embedder, IngestError, InputError
 from minilm_qdrant.backends import Encoded
-from minilm_qdrant.batching import estimated_bytes
+from minilm_qdrant.collection.batching import estimated_bytes
 from minilm_qdrant.engines.client import ClientEngine
 
 DOCS = [Document(f"Note {i}: the weather on day {i} was {'wet' if i % 2 else 'dry'}.",

@@ -20,8 +20,8 @@ from minilm_qdrant.cli import common
 from minilm_qdrant.documents import ORIGIN_KEY
 from minilm_qdrant.errors import IngestError
 from minilm_qdrant.fingerprint import FINGERPRINT_KEY
-from minilm_qdrant.formats import extract
-from minilm_qdrant.sources import FolderStats, read_path, sync
+from minilm_qdrant.inputs import FolderStats, read_path, sync
+from minilm_qdrant.inputs.formats import extract
 
 ENGINES = ["edge", "local-path"]
 
@@ -184,7 +184,7 @@ def test_a_book_sized_file_is_one_document_with_every_window(embedder: Embedder,
     """A text whose point is over a server's 30 MiB request bound reaches an engine in this
     process whole: every window stored, a passage from its middle found (Edge, the default;
     local mode takes the same path, no request bound in this process)."""
-    from minilm_qdrant.batching import MAX_BATCH_BYTES, estimated_bytes
+    from minilm_qdrant.collection.batching import MAX_BATCH_BYTES, estimated_bytes
 
     col = Collection("docs", embedder, path=str(tmp_path / "store"))
     col.kind = "edge"  # type: ignore[attr-defined]

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minilm_qdrant import Collection, Document, Embedder, IngestError, InputError
-from minilm_qdrant.batching import estimated_bytes
-from minilm_qdrant.readers import ReadStats, read_documents
+from minilm_qdrant.collection.batching import estimated_bytes
+from minilm_qdrant.inputs import ReadStats, read_documents
 
 ANY_CHAR = st.characters(exclude_categories=())  # control characters and surrogates included
 ANY_TEXT = st.text(ANY_CHAR, max_size=300)

@@ -8,7 +8,7 @@ import pytest
 from faults import record
 
 from minilm_qdrant import InputError
-from minilm_qdrant.readers import ReadStats, read_documents
+from minilm_qdrant.inputs import ReadStats, read_documents
 
 
 def test_jsonl_title_id_and_metadata(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from faults import record
 
 from minilm_qdrant import Collection, Document, Embedder, InputError
-from minilm_qdrant.reembed import target_name
+from minilm_qdrant.collection.reembed import target_name
 
 MODEL = "all-MiniLM-L6-v2"
 DOCS = [Document(f"Passage {i} about {['rivers', 'engines', 'bread'][i % 3]} number {i}.",

@@ -104,8 +104,8 @@ def test_sigint_during_push_closes_both_stores_and_a_rerun_completes_the_copy(
     from qdrant_client import QdrantClient
 
     from minilm_qdrant import Embedder
+    from minilm_qdrant.collection import CollectionOptions
     from minilm_qdrant.documents import point_id
-    from minilm_qdrant.engines import CollectionOptions
 
     n, rng = 3000, np.random.default_rng(3)  # qdrant-client's local mode takes ~10 s for these
     with Collection("c", Embedder("all-MiniLM-L6-v2", backend="torch"), path=str(

@@ -13,8 +13,8 @@ from fpdf import FPDF
 
 from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder, InputError
 from minilm_qdrant.errors import IngestError, PermanentError
-from minilm_qdrant.formats import extract
-from minilm_qdrant.sources import FolderStats, read_path, sync
+from minilm_qdrant.inputs import FolderStats, read_path, sync
+from minilm_qdrant.inputs.formats import extract
 
 GARDEN = ["Water tomatoes every morning in the summer heat, at the roots, never the leaves.",
           "Prune roses in early spring, before the buds open, just above an outward bud.",

@@ -15,8 +15,8 @@ import pytest
 from faults import as_from_a_terminal, interrupt_when, record
 
 from minilm_qdrant import Collection, CollectionMismatch, Document, Embedder, MiniLMQdrantError
-from minilm_qdrant.labelled import load_labelled
-from minilm_qdrant.tune import CARD_FILE, Settings, TuneRefused, tune
+from minilm_qdrant.evaluation.labelled import load_labelled
+from minilm_qdrant.evaluation.tune import CARD_FILE, Settings, TuneRefused, tune
 
 pytest.importorskip("datasets", reason="the tune extra is not installed")
 MODEL = "all-MiniLM-L6-v2"

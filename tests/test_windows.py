@@ -14,10 +14,17 @@ from conftest import engine_path
 from faults import record
 
 from minilm_qdrant import Collection, Document, Embedder
+from minilm_qdrant.collection import CollectionOptions
 from minilm_qdrant.documents import point_id
-from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import InputError
-from minilm_qdrant.windows import CODES_KEY, SPANS_KEY, WindowSettings, best_window, coded_windows
+from minilm_qdrant.windows import (
+    CODES_KEY,
+    SPANS_KEY,
+    Windows,
+    WindowSettings,
+    best_window,
+    coded_windows,
+)
 
 PROGRAMME = Path(__file__).resolve().parents[1] / "examples" / "conference.jsonl"
 SESSIONS = [json.loads(line) for line in PROGRAMME.read_text().splitlines()]
@@ -47,7 +54,7 @@ def col(request: pytest.FixtureRequest, embedder: Embedder, tmp_path: Path) -> C
 
 def test_windows_fit_the_model_cover_every_token_and_prefer_sentence_ends(
         embedder: Embedder) -> None:
-    cutter = embedder.windows(WindowSettings())
+    cutter = Windows.of(embedder, WindowSettings())
     assert cutter.size == 254 and cutter.overlap == 64  # 256 less [CLS] and [SEP]
     docs, _ = long_documents()
     tokenizer = embedder.tokenizer()
@@ -111,7 +118,7 @@ def test_a_long_query_is_windowed_and_finds_the_document_it_comes_from(col: Coll
     assert col.windows is not None
     for doc in docs:
         query = doc.text[len(doc.text) // 3:]  # a document as a query: several windows
-        rows = col.embedder.embed_query_windows(query, col.windows)
+        rows = col.windows.embed_query(col.embedder, query)
         assert len(rows) > 1
         for mode in ("dense", "hybrid"):
             assert col.search(query, k=1, mode=mode)[0].id == doc.id  # type: ignore[arg-type]
@@ -148,7 +155,8 @@ def test_a_long_hits_passage_comes_from_its_payload_and_matches_its_stored_windo
     docs, _ = long_documents()
     col.upsert([*docs, Document("A short note on vector quantisation.", id="short")])
     query = "offline evaluation with judged queries, recall and NDCG"
-    rows = col.embedder.embed_query_windows(query, col.windows)  # type: ignore[arg-type]
+    assert col.windows is not None
+    rows = col.windows.embed_query(col.embedder, query)
     hits = col.search(query, k=len(docs) + 1)
     stored = {p.payload["doc_id"]: p for p in col.engine.retrieve(
         "long", [point_id(h.id) for h in hits], windows=True)}

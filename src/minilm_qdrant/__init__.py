@@ -1,12 +1,14 @@
 """minilm-qdrant: MiniLM sentence-transformer embeddings into Qdrant.
 
 texts -> `Embedder` -> float32 vectors -> `Collection` -> Qdrant -> `Hit`s.
+
+Every public name imports from here; the layers beneath are drawn in docs/architecture.md.
 """
 
-from minilm_qdrant.collection import Collection, UpsertReport
+from minilm_qdrant.collection import Collection, CollectionOptions, UpsertReport
 from minilm_qdrant.documents import Document, Hit
 from minilm_qdrant.embedder import Embedder
-from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.engines.location import Location
 from minilm_qdrant.errors import (
     CollectionMismatch,
     CollectionNotFound,
@@ -20,9 +22,9 @@ from minilm_qdrant.errors import (
     TransientError,
     UnsupportedModel,
 )
+from minilm_qdrant.inputs import SyncReport, read_path, sync
 from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL, REGISTRY, ModelSpec
 from minilm_qdrant.retry import RetryPolicy
-from minilm_qdrant.sources import SyncReport, read_path, sync
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -37,6 +39,7 @@ __all__ = [
     "Hit",
     "IngestError",
     "InputError",
+    "Location",
     "MiniLMQdrantError",
     "ModelNotFound",
     "ModelSpec",

@@ -1,20 +1,22 @@
-"""The values that flow through the pipeline: documents in, hits out."""
+"""The values that flow through the pipeline: documents in, hits out, and the payload layout
+they share on every engine (with the reserved keys that a caller's metadata cannot reach)."""
 
 from __future__ import annotations
 
+import math
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from minilm_qdrant.windows import Passage
+Distance = Literal["dot", "cosine", "euclid"]
+"""How a model's vectors are compared (its `ModelSpec.distance`, a collection's metric)."""
 
 TEXT_KEY, ID_KEY, METADATA_KEY, EXTRA_KEY = "text", "doc_id", "metadata", "extra"
 """The payload layout of every point: the text, the caller's id, the metadata object, and
 (only when a framework keeps its own data, e.g. LlamaIndex node relationships) ``extra``."""
 ORIGIN_KEY = "origin"
 """The reserved top-level payload key saying which folder sync wrote a point (``folder:NAME``).
-Only the folder reader sets it (`minilm_qdrant.sources`); a caller's metadata lives under
+Only the folder reader sets it (`minilm_qdrant.inputs`); a caller's metadata lives under
 ``metadata`` and cannot reach it, so a sync deletes or replaces only what a sync wrote."""
 HASH_KEY = "embedded"
 """A hash of what was embedded (the model's fingerprint and the text as embedded): an ingest
@@ -63,6 +65,19 @@ class Document:
                    origin=origin if isinstance(origin, str) else None)
 
 
+@dataclass(frozen=True)
+class Passage:
+    """The window of a hit that best matches the query: its text and character offsets in the
+    document's stored text (``text == document[start:end]``)."""
+
+    text: str
+    start: int
+    end: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "end": self.end}
+
+
 def point_id(doc_id: str | int) -> str:
     """The Qdrant point id of the document with the caller's id ``doc_id``."""
     return str(uuid.uuid5(ID_NAMESPACE, f"id:{doc_id}"))
@@ -92,12 +107,10 @@ class Hit:
     @property
     def pages(self) -> list[int] | None:
         """The pages (1-based) of a PDF's passage: where it lies in the file (None for a
-        document that is not a PDF read by `minilm_qdrant.sources`)."""
+        document that is not a PDF read by `minilm_qdrant.inputs`)."""
         starts = self.metadata.get("pages")
         if not isinstance(starts, list) or not starts:
             return None
-        from minilm_qdrant.formats import pages_of
-
         start, end = (self.passage.start, self.passage.end) if self.passage else (0, len(self.text))
         return pages_of(starts, start, end)
 
@@ -110,3 +123,73 @@ class Hit:
                 found["passage"]["pages"] = self.pages
         return found
 
+
+def pages_of(starts: list[int], start: int, end: int) -> list[int]:
+    """The pages (1-based) that characters ``start:end`` of a PDF's text lie on."""
+    return [i + 1 for i, begin in enumerate(starts)
+            if begin < max(end, start + 1)
+            and (i + 1 == len(starts) or starts[i + 1] > start)]
+
+
+def metadata_problem(metadata: object) -> str | None:
+    """Why a metadata value cannot be stored (NaN, Infinity, an integer over 64 bits, a
+    non-JSON type, a non-string key), naming the field; None when it can."""
+    if not isinstance(metadata, dict):
+        return f"metadata is {type(metadata).__name__}, not an object"
+
+    def walk(value: object, where: str) -> str | None:
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            return None
+        if isinstance(value, int):
+            ok = -(2**63) <= value < 2**63
+            return None if ok else f"metadata field {where!r} is an integer over 64 bits"
+        if isinstance(value, float):
+            return None if math.isfinite(value) else \
+                f"metadata field {where!r} is {value} (JSON and Qdrant hold finite numbers only)"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return f"metadata field {where!r} has a non-string key {key!r}"
+                found = walk(item, f"{where}.{key}" if where else key)
+                if found:
+                    return found
+            return None
+        if isinstance(value, (list, tuple)):
+            return next((f for i, v in enumerate(value) if (f := walk(v, f"{where}[{i}]"))),
+                        None)
+        return f"metadata field {where!r} is a {type(value).__name__}, which JSON cannot hold"
+
+    return walk(metadata, "")
+
+
+# --- who owns a document: the folder sync that wrote it, by its reserved mark --------------
+
+SOURCE_KEY, FOLDER_KEY = "source", "folder"
+FILE_KEYS = (SOURCE_KEY, FOLDER_KEY, "title", "modified", "bytes", "pages")
+"""The metadata a file gives its document (refreshed on every read; a user's other keys kept)."""
+
+
+def origin_of(folder: str) -> str:
+    """The `ORIGIN_KEY` value of a folder's documents."""
+    return f"folder:{folder}"
+
+
+def owned(doc: Document, folder: str, marked: bool) -> bool:
+    """Whether a sync of ``folder`` wrote ``doc``: its origin mark; in a collection made
+    before the mark (not ``marked``), a document without one whose file fields name this
+    folder and this path (as syncs recognised them then; marked once synced again)."""
+    if doc.origin is not None or marked:
+        return doc.origin == origin_of(folder)
+    meta = doc.metadata
+    return meta.get(FOLDER_KEY) == folder and meta.get(SOURCE_KEY) == doc.id \
+        and "modified" in meta and "bytes" in meta
+
+
+def legacy_marked(doc: Document) -> Document:
+    """``doc`` marked as its folder's where a sync wrote it before the mark existed (as
+    `owned` recognises it); any other document as it is. ``reembed`` moves old collections
+    with it, so the new one needs no metadata to know what a sync owns."""
+    folder = doc.metadata.get(FOLDER_KEY)
+    if doc.origin is None and isinstance(folder, str) and owned(doc, folder, False):
+        return replace(doc, origin=origin_of(folder))
+    return doc

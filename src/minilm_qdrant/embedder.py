@@ -17,7 +17,6 @@ import numpy as np
 from minilm_qdrant.backends import Backend, Encoded, choose, load_backend
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.models import DEFAULT_MODEL, ModelSpec, Pooling, locate, resolve
-from minilm_qdrant.windows import Windows, WindowSettings, pool
 
 logger = logging.getLogger("minilm_qdrant")
 
@@ -130,29 +129,15 @@ class Embedder:
             self._tokenizer = tokenizer
         return self._tokenizer
 
-    def windows(self, settings: WindowSettings) -> Windows:
-        """A cutter of texts into this model's windows (``settings.size`` None: the limit)."""
-        return Windows(self.tokenizer(), settings.resolved(self.window_limit))
-
-    def embed_query_windows(self, text: str, windows: Windows) -> np.ndarray:
-        """A (w, dim) array: a query cut like the documents (a short query is one row, at the
-        cost of `embed_query`; a document used as a query gets one row per window)."""
-        spans = windows.cut([_check_text(text, 0)])[0]
-        if len(spans) == 1:
-            return self.embed_query(text)[None, :]
-        return self.embed_queries([text[a:b] for a, b in spans])
-
-    def embed_queries_windows(self, texts: Sequence[str], windows: Windows) -> list[np.ndarray]:
-        """`embed_query_windows` for many queries, their windows embedded in batches."""
-        cuts = windows.cut([_check_text(t, i) for i, t in enumerate(texts)])
-        flat = self.embed_queries([t[a:b] for t, cut in zip(texts, cuts, strict=True)
-                                   for a, b in cut])
-        ends = np.cumsum([len(c) for c in cuts])
-        return np.split(flat, ends[:-1])
-
     def pooled(self, rows: np.ndarray) -> np.ndarray:
-        """One vector standing for windows ``rows`` (their normalised mean)."""
-        return pool(rows, self.spec.normalize)
+        """One vector standing for several rows (a document's windows; the HNSW candidate):
+        their mean, normalised like the model's vectors; one row is its own."""
+        if len(rows) == 1:
+            return np.asarray(rows[0], dtype=np.float32)
+        mean = rows.mean(axis=0)
+        if self.spec.normalize:
+            mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        return mean.astype(np.float32)
 
     def embed_documents(self, texts: Sequence[str], *, warn: bool = True) -> np.ndarray:
         """An (n, dim) float32 array, one row per text, with the model's document prompt."""
@@ -179,7 +164,7 @@ class Embedder:
     ) -> Encoded:
         if isinstance(texts, str):
             raise InputError("embed_documents expects a list of texts, got one string")
-        checked = [_check_text(t, i) for i, t in enumerate(texts)]
+        checked = [check_text(t, i) for i, t in enumerate(texts)]
         if not checked:
             return Encoded(np.zeros((0, self.dim), dtype=np.float32), 0, 0, 0)
         backend = self.load(kind)
@@ -199,7 +184,8 @@ class Embedder:
         return encoded
 
 
-def _check_text(text: object, index: int) -> str:
+def check_text(text: object, index: int) -> str:
+    """``text`` when it is a string with something to embed, else a one-line `InputError`."""
     if not isinstance(text, str):
         raise InputError(f"text #{index} is {type(text).__name__}, not a string")
     if not text.strip():

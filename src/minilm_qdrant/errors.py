@@ -1,11 +1,11 @@
-"""The package's own error types: each message says what went wrong and how to fix it."""
+"""The package's own error types: each message says what went wrong and how to fix it.
+
+The bottom of the house: imports nothing of the package, so every layer may raise them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from minilm_qdrant.ingest import UpsertReport
+from typing import Any
 
 
 class MiniLMQdrantError(Exception):
@@ -55,11 +55,12 @@ class PermanentError(QdrantError):
 class IngestError(MiniLMQdrantError):
     """An ingest stopped part-way: carries the report of what was and was not written."""
 
-    def __init__(self, message: str, report: UpsertReport) -> None:
+    def __init__(self, message: str, report: Any) -> None:
         super().__init__(message)
         self.report = report
+        """The `minilm_qdrant.UpsertReport` of what was and was not written."""
 
-    def __reduce__(self) -> tuple[type[IngestError], tuple[str, UpsertReport]]:
+    def __reduce__(self) -> tuple[type[IngestError], tuple[str, Any]]:
         return (type(self), (str(self), self.report))  # picklable with its report
 
 

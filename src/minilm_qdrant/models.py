@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from minilm_qdrant.documents import Distance
 from minilm_qdrant.errors import ModelNotFound
 
 Pooling = Literal["mean", "cls"]
-Distance = Literal["dot", "cosine", "euclid"]
 WeightsFormat = Literal["torch", "onnx-int8"]
 
 DEFAULT_MODEL = "multi-qa-MiniLM-L6-cos-v1"

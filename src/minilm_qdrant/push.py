@@ -12,26 +12,27 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from qdrant_client import models
 
 from minilm_qdrant import retry
-from minilm_qdrant.batching import (
+from minilm_qdrant.collection.batching import (
     BATCH_TARGET_BYTES,
     MAX_BATCH_BYTES,
     bounded,
-    payload_bytes,
-    point_bytes,
+    request_bytes,
 )
-from minilm_qdrant.engines import CollectionOptions, Engine, Sparse, StoredPoint
-from minilm_qdrant.engines.client import ClientEngine, connect
-from minilm_qdrant.engines.open import open_engine
+from minilm_qdrant.collection.options import CollectionOptions
+from minilm_qdrant.collection.parts import create_collection
+from minilm_qdrant.engines import Engine, Sparse, StoredPoint
+from minilm_qdrant.engines.client import connect
+from minilm_qdrant.engines.diskspace import payload_bytes
+from minilm_qdrant.engines.location import Location
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
 from minilm_qdrant.fingerprint import FINGERPRINT_KEY, Fingerprint
-from minilm_qdrant.tenancy import tenanted_options
 
 
 @dataclass
@@ -93,27 +94,23 @@ def push(
 
         return retry.call(fn, policy, what=what, on_retry=counted)
 
-    source = open_engine(path=path, create=False)
+    source = Location(path=path).open(create=False)
     try:
         info = source.info(collection)
         if info is None:
             raise CollectionNotFound(f"Collection {collection!r} does not exist at {path}.")
         stored = Fingerprint.read(info, collection, path)  # only collections made by us
         fingerprint = info.metadata[FINGERPRINT_KEY]  # travels as it is
-        client = connect(url=url, api_key=api_key, allow_insecure=allow_insecure) if url \
-            else connect(path=to_path)
-        target: Engine = ClientEngine(client, where=where)
+        there = Location(url=url, api_key=api_key, allow_insecure=allow_insecure) if url \
+            else Location(client=connect(path=to_path))  # a local path: qdrant-client's mode
+        target: Engine = there.open()
         try:
             existing = call(lambda: target.info(target_name), f"reading {target_name!r}")
             sparse = stored.sparse is not None
-            if existing is None:
-                made = replace(options or CollectionOptions(), sparse=stored.sparse,
-                               windows=stored.windows)
-                if stored.tenants:  # a graph per tenant there too
-                    made = tenanted_options(made)
-                call(lambda: target.create(
-                    target_name, info.size, info.distance, {FINGERPRINT_KEY: fingerprint}, made,
-                ), f"creating {target_name!r}")
+            if existing is None:  # as the source was made; a graph per tenant there too
+                create_collection(target, target_name, info.size, info.distance, stored,
+                                  options or CollectionOptions(), call,
+                                  metadata={FINGERPRINT_KEY: fingerprint})
                 report.created = True
             else:
                 theirs = existing.metadata.get(FINGERPRINT_KEY)
@@ -159,7 +156,7 @@ def push(
 def _bytes(point: StoredPoint, dim: int) -> int:
     terms = len(point.sparse.indices) if point.sparse is not None else 0
     windows = len(point.windows) if point.windows is not None else 0
-    return point_bytes(payload_bytes(point.payload), dim * (1 + windows), terms)
+    return request_bytes(payload_bytes(point.payload), dim * (1 + windows), terms)
 
 
 def _windows(batch: list[StoredPoint], collection: str) -> list[np.ndarray]:

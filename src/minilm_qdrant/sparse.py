@@ -15,8 +15,6 @@ import qdrant_edge as qe
 
 from minilm_qdrant.errors import InputError
 
-SPARSE_NAME = "bm25"
-"""The name of the sparse vector in every collection that has one."""
 TOKENIZERS = ("word", "whitespace", "prefix", "multilingual", "code")
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from qdrant_client import models
 
 from minilm_qdrant.documents import ID_NAMESPACE, Document, point_id
+from minilm_qdrant.engines import ScaleOptions
 from minilm_qdrant.errors import InputError
 
-if TYPE_CHECKING:
-    from minilm_qdrant.engines import CollectionOptions
+Options = TypeVar("Options", bound=ScaleOptions)
 
 TENANT_KEY = "tenant"
 """The reserved payload key holding a point's tenant (top level, beside ``metadata``)."""
@@ -29,7 +29,7 @@ TENANT_PAYLOAD_M = 16
 with the global graph off: ``m=0``)."""
 
 
-def tenanted_options(options: CollectionOptions) -> CollectionOptions:
+def tenanted_options(options: Options) -> Options:
     """A tenanted collection's index: a graph per tenant and none global (a tenant's search
     is all a handle runs but an administrator's; faster and as exact, benchmarks/tenants.md),
     unless ``options`` chooses ``hnsw_m`` or ``hnsw_payload_m``."""

@@ -6,7 +6,8 @@ model's own tokenizer into windows of at most ``size`` word pieces overlapping b
 last quarter of a window. Windows are kept as character offsets into the text, so a hit can hand
 back the passage that answered. A text that fits is one window: the whole text.
 
-Knows nothing of engines or the CLI: the write path, the query path and the hits use it.
+Above the model (it cuts on the model's tokenizer and embeds a long query window by window);
+knows nothing of engines or the CLI: the write path, the query path and the hits use it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
+from minilm_qdrant.documents import Passage
+from minilm_qdrant.embedder import Embedder, check_text
 from minilm_qdrant.errors import InputError
 
-WINDOWS_NAME = "windows"
-"""The named multivector holding every window's vector (MaxSim)."""
 SPANS_KEY = "windows"
 """Payload key: the windows' ``[start, end]`` character offsets in the stored text."""
 CODES_KEY = "window_codes"
@@ -64,19 +65,6 @@ class WindowSettings:
         return cls(size=data.get("size"), overlap=int(data.get("overlap", 64)))
 
 
-@dataclass(frozen=True)
-class Passage:
-    """The window of a hit that best matches the query: its text and character offsets in the
-    document's stored text (``text == document[start:end]``)."""
-
-    text: str
-    start: int
-    end: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "start": self.start, "end": self.end}
-
-
 class Windows:
     """Cuts texts into windows of one model's tokenizer (``settings`` resolved)."""
 
@@ -87,6 +75,27 @@ class Windows:
         self.size: int = settings.size
         self.overlap = settings.overlap
         self._tokenizer = tokenizer
+
+    @classmethod
+    def of(cls, embedder: Embedder, settings: WindowSettings) -> Windows:
+        """A cutter of texts into ``embedder``'s windows (``settings.size`` None: its limit)."""
+        return cls(embedder.tokenizer(), settings.resolved(embedder.window_limit))
+
+    def embed_query(self, embedder: Embedder, text: str) -> np.ndarray:
+        """A (w, dim) array: a query cut like the documents (a short query is one row, at the
+        cost of `Embedder.embed_query`; a document used as a query gets one row a window)."""
+        spans = self.cut([check_text(text, 0)])[0]
+        if len(spans) == 1:
+            return embedder.embed_query(text)[None, :]
+        return embedder.embed_queries([text[a:b] for a, b in spans])
+
+    def embed_queries(self, embedder: Embedder, texts: Sequence[str]) -> list[np.ndarray]:
+        """`embed_query` for many queries, their windows embedded in batches."""
+        cuts = self.cut([check_text(t, i) for i, t in enumerate(texts)])
+        flat = embedder.embed_queries([t[a:b] for t, cut in zip(texts, cuts, strict=True)
+                                       for a, b in cut])
+        ends = np.cumsum([len(c) for c in cuts])
+        return np.split(flat, ends[:-1])
 
     def cut(self, texts: Sequence[str]) -> list[list[Span]]:
         """The windows of each text, as character spans, in order."""
@@ -149,17 +158,6 @@ def coded_windows(codes: str, dim: int) -> np.ndarray | None:
     scale = np.frombuffer(raw, dtype="<f4", count=n)
     rows = np.frombuffer(raw, dtype=np.int8, offset=4 * n).reshape(n, dim)
     return rows.astype(np.float32) * scale[:, None]
-
-
-def pool(rows: np.ndarray, normalize: bool) -> np.ndarray:
-    """One vector for a document's windows (HNSW candidates): their mean, normalised like
-    the model's vectors. A one-window document's is its window's."""
-    if len(rows) == 1:
-        return np.asarray(rows[0], dtype=np.float32)
-    mean = rows.mean(axis=0)
-    if normalize:
-        mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
-    return mean.astype(np.float32)
 
 
 def best_window(query: np.ndarray, windows: np.ndarray) -> int:

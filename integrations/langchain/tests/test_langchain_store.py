@@ -14,7 +14,7 @@ from langchain_qdrant import QdrantVectorStore, RetrievalMode
 from qdrant_client import QdrantClient, models
 
 from minilm_qdrant import Collection, CollectionMismatch, CollectionNotFound, Document, Embedder
-from minilm_qdrant.readers import read_documents
+from minilm_qdrant.inputs import read_documents
 
 CORPUS = Path(__file__).resolve().parents[3] / "examples" / "conference.jsonl"
 QUESTION = "How should I set M and ef_search on an HNSW index?"

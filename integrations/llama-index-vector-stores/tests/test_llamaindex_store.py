@@ -22,7 +22,7 @@ from llama_index.vector_stores.minilm import MiniLMVectorStore
 
 from minilm_qdrant import Collection
 from minilm_qdrant import Document as CoreDocument
-from minilm_qdrant.readers import read_documents
+from minilm_qdrant.inputs import read_documents
 
 CORPUS = Path(__file__).resolve().parents[3] / "examples" / "conference.jsonl"
 QUESTION = "How should I set M and ef_search on an HNSW index?"

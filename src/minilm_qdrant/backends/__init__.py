@@ -8,57 +8,23 @@ the fastest for a batch is not the fastest for one query.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
-
-from minilm_qdrant.errors import MissingDependency, UnsupportedModel
+from minilm_qdrant.backends.base import (
+    TOKEN_BUDGET,
+    Backend,
+    Encoded,
+    require_onnx,
+    token_batches,
+)
+from minilm_qdrant.errors import UnsupportedModel
 from minilm_qdrant.models import ModelSpec
 
+__all__ = ["BACKENDS", "TOKEN_BUDGET", "Backend", "Encoded", "choose", "load_backend",
+           "native_bf16", "require_onnx", "token_batches"]
+
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
-TOKEN_BUDGET = 8192
-"""Padded tokens per forward pass (rows x longest row): bounds activation memory."""
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """Vectors for texts, with what it cost: texts are tokenised once, stats come with it."""
-
-    vectors: np.ndarray
-    """(n, dim) float32, pooled and (per the spec) normalised, in the texts' order."""
-    truncated: int
-    """Texts longer than the model's token limit (cut to it)."""
-    tokens: int
-    """Word pieces run through the model, special tokens included."""
-    padded: int
-    """Tokens computed including padding (``padded - tokens`` is waste)."""
-
-
-class Backend(Protocol):
-    """What the embedder needs from a backend."""
-
-    def encode(self, texts: list[str], batch_size: int) -> Encoded:
-        """Vectors for the texts; passes hold at most ``batch_size`` rows and `TOKEN_BUDGET`
-        padded tokens, with texts sorted by length so that little is padding."""
-        ...
-
-
-def token_batches(lengths: list[int], budget: int, max_rows: int) -> Iterator[np.ndarray]:
-    """Row indices sorted by length, cut so rows x longest row stays within ``budget``."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and end - start < max_rows:
-            if (end - start + 1) * lengths[order[end]] > budget:
-                break
-            end += 1
-        yield order[start:end]
-        start = end
 
 
 def native_bf16() -> bool:
@@ -117,20 +83,3 @@ def load_backend(name: str, spec: ModelSpec, path: Path, device: str | None) -> 
 
     file = INT8_FILE if name == "onnx-int8" else FP32_FILE
     return OnnxBackend(spec, exported_dir(path, spec), file)
-
-
-ONNX_EXTRA = 'pip install "minilm-qdrant[onnx]"'
-
-
-def require_onnx(*modules: str, what: str) -> None:
-    """Fail in one line, naming the extra, where an ONNX module is not installed."""
-    import importlib
-
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise MissingDependency(
-                f"{what} needs {module}, which is not installed: {ONNX_EXTRA} "
-                "(or choose --backend torch)"
-            ) from None

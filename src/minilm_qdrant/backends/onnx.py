@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from minilm_qdrant.backends import TOKEN_BUDGET, Encoded, token_batches
+from minilm_qdrant.backends.base import TOKEN_BUDGET, Encoded, token_batches
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 

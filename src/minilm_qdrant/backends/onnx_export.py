@@ -58,7 +58,7 @@ def exported_dir(path: Path, spec: ModelSpec) -> Path:
     target = cache_root() / export_key(path, spec)
     if (target / FP32_FILE).exists() and (target / INT8_FILE).exists():
         return target
-    from minilm_qdrant.backends import require_onnx
+    from minilm_qdrant.backends.base import require_onnx
 
     require_onnx("onnx", "onnxruntime", what="exporting the model to ONNX")  # before any work
     target.parent.mkdir(parents=True, exist_ok=True)

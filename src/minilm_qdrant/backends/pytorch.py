@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from minilm_qdrant.backends import TOKEN_BUDGET, Encoded, token_batches
+from minilm_qdrant.backends.base import TOKEN_BUDGET, Encoded, token_batches
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 

@@ -20,12 +20,11 @@ from minilm_qdrant.cli.common import (
     clean_stop,
     one_line_errors,
 )
-from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
+from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, CollectionOptions
 from minilm_qdrant.embedder import Embedder
-from minilm_qdrant.engines import CollectionOptions
 from minilm_qdrant.errors import MiniLMQdrantError
+from minilm_qdrant.inputs import read_documents
 from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL
-from minilm_qdrant.readers import read_documents
 
 
 @app.command()

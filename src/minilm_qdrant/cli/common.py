@@ -3,6 +3,8 @@ collection, progress bars."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
@@ -10,16 +12,17 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import click
 import typer
 from qdrant_client import models
 from tqdm import tqdm
 
-from minilm_qdrant.collection import Collection
+from minilm_qdrant.collection import Collection, CollectionOptions
 from minilm_qdrant.embedder import Embedder
-from minilm_qdrant.engines import FUSIONS, MODES, CollectionOptions, Fusion, Mode
+from minilm_qdrant.engines import FUSIONS, MODES, Fusion, Mode
+from minilm_qdrant.engines.location import Location
 from minilm_qdrant.errors import MiniLMQdrantError
 from minilm_qdrant.models import DEFAULT_MODEL, Pooling
 
@@ -142,20 +145,53 @@ def one_line_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def open_collection(
-    collection: str, path: str | None, url: str | None, api_key: str | None,
-    allow_insecure: bool, embedder: Embedder | None, create: bool, backend: str = "auto",
-    options: CollectionOptions | None = None, tenant: str | None = None,
-    all_tenants: bool = False, max_request_bytes: int | None = None,
-) -> Collection:
+def location_of(path: str | None, url: str | None, api_key: str | None,
+                allow_insecure: bool, default_path: str | None = DEFAULT_PATH) -> Location:
+    """The `Location` the options name: ``--url`` (a server), else ``--path`` or the default
+    embedded store directory."""
     if url and path:
         raise typer.BadParameter("give either --path or --url, not both")
-    return Collection(
-        collection, embedder, path=None if url else (path or DEFAULT_PATH), url=url,
-        api_key=api_key, allow_insecure=allow_insecure, create=create, backend=backend,
-        options=options, tenant=tenant, all_tenants=all_tenants,
-        max_batch_bytes=max_request_bytes,
-    )
+    return Location(path=None if url else (path or default_path), url=url, api_key=api_key,
+                    allow_insecure=allow_insecure)
+
+
+R = TypeVar("R")
+_LOCATION_OPTIONS = (("path", PathOpt, None), ("url", UrlOpt, None), ("api_key", KeyOpt, None),
+                     ("allow_insecure", InsecureOpt, False))
+
+
+def located(command: Callable[..., R]) -> Callable[..., R]:
+    """Give a command where its collection lives as one `Location` parameter, ``location``,
+    made from the options every such command takes: --path, --url, --api-key and
+    --allow-insecure (declared here once, not in each command)."""
+    signature = inspect.signature(command, eval_str=True)  # typer reads the options
+    kept = [p for p in signature.parameters.values() if p.name != "location"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                               annotation=annotation)
+             for name, annotation, default in _LOCATION_OPTIONS]
+
+    @functools.wraps(command)
+    def run(*args: Any, path: str | None = None, url: str | None = None,
+            api_key: str | None = None, allow_insecure: bool = False, **kwargs: Any) -> R:
+        with one_line_errors():
+            kwargs["location"] = location_of(path, url, api_key, allow_insecure)
+        return command(*args, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]
+    return run
+
+
+def open_collection(
+    *, name: str, location: Location, embedder: Embedder | None = None, create: bool = False,
+    backend: str = "auto", options: CollectionOptions | None = None,
+    tenant: str | None = None, all_tenants: bool = False,
+    max_request_bytes: int | None = None,
+) -> Collection:
+    """The collection ``name`` where ``location`` says; ``create``: made when missing (an
+    ingest), else a read that creates nothing."""
+    return Collection(name, embedder, location=location, create=create, backend=backend,
+                      options=options, tenant=tenant, all_tenants=all_tenants,
+                      max_batch_bytes=max_request_bytes)
 
 
 def parse_mode(mode: str | None) -> Mode | None:

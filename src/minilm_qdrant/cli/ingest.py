@@ -8,44 +8,45 @@ from typing import Annotated
 
 import typer
 
-from minilm_qdrant import sources
+from minilm_qdrant import inputs
 from minilm_qdrant.cli.common import (
     BackendOpt,
     CollectionOpt,
-    InsecureOpt,
-    KeyOpt,
     PathOpt,
     PoolingOpt,
     Progress,
     TenantOpt,
-    UrlOpt,
     WhereOpt,
     app,
     clean_stop,
+    located,
+    location_of,
     make_embedder,
     one_line_errors,
     open_collection,
     parse_where,
 )
-from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, UpsertReport
-from minilm_qdrant.diskspace import room_for
-from minilm_qdrant.engines import CollectionOptions
+from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, CollectionOptions, UpsertReport
+from minilm_qdrant.engines.diskspace import room_for
+from minilm_qdrant.engines.location import Location
 from minilm_qdrant.errors import InputError
+from minilm_qdrant.inputs import (
+    MANY_DOCUMENT_SUFFIXES,
+    MAX_FILE_BYTES,
+    ReadStats,
+    count_lines,
+    read_documents,
+)
 from minilm_qdrant.models import DEFAULT_MODEL
-from minilm_qdrant.readers import ReadStats, count_lines, read_documents
-from minilm_qdrant.sources import MANY_DOCUMENT_SUFFIXES, MAX_FILE_BYTES
 
 
 @app.command()
+@located
 def index(
     paths: Annotated[list[Path], typer.Argument(
         help="Files and folders: a folder's files (.txt .md .rst .html .pdf) are one document "
              "each; a JSONL or CSV file holds many.")],
     collection: CollectionOpt = DEFAULT_COLLECTION,
-    path: PathOpt = None,
-    url: UrlOpt = None,
-    api_key: KeyOpt = None,
-    allow_insecure: InsecureOpt = False,
     tenant: TenantOpt = None,
     model: Annotated[str | None, typer.Option(
         help="Model.", show_default=f"the collection's own; {DEFAULT_MODEL} for a new one",
@@ -78,13 +79,14 @@ def index(
         "document's point is refused by name.",
         show_default="30 MiB to a server (Qdrant's 32 MiB limit); none for the embedded store")
     ] = None,
+    *, location: Location,
 ) -> None:
     """Embed documents from files and folders and store them (rerunning never duplicates;
     unchanged files are skipped without being read)."""
     with one_line_errors():
         for each in paths:  # before anything is loaded or created: a rerun cannot help
             if not each.exists():
-                raise InputError(f"{sources.printable(each)}: no such file or folder")
+                raise InputError(f"{inputs.printable(each)}: no such file or folder")
         # no --model: the collection's own model, or the registry default for a new one
         embedder = make_embedder(model, pooling, backend)
         options = CollectionOptions(sparse=None) if dense_only else None
@@ -94,8 +96,9 @@ def index(
             return f"{bar.done} documents were processed and are stored"
 
         with clean_stop(stopped), open_collection(
-            collection, path, url, api_key, allow_insecure, embedder, True, backend, options,
-            tenant, max_request_bytes=max_request_bytes,
+            name=collection, location=location, embedder=embedder, create=True,
+            backend=backend, options=options, tenant=tenant,
+            max_request_bytes=max_request_bytes,
         ) as col, bar:
             for each in paths:
                 if not each.is_dir() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
@@ -121,7 +124,7 @@ def _index_file(col: Collection, file: Path, bar: Progress, skip_invalid: bool, 
         room.check_total(total, file.stat().st_size, col.count)
     report = col.upsert(docs, on_progress=bar, skip_unchanged=not force,
                         on_refused=(lambda _, why: refused.append(why)) if skip_invalid else None)
-    _say(col, f"Indexed {report.written} documents from {sources.printable(file)}", report,
+    _say(col, f"Indexed {report.written} documents from {inputs.printable(file)}", report,
          {"skipped invalid lines": stats.skipped, "documents refused, skipped": len(refused)})
     for why in refused[:5]:
         typer.echo(f"    {why}")
@@ -130,14 +133,14 @@ def _index_file(col: Collection, file: Path, bar: Progress, skip_invalid: bool, 
 def _index_folder(col: Collection, where: Path, bar: Progress, *, skip_invalid: bool,
                   force: bool, sync: bool, include: Sequence[str], exclude: Sequence[str],
                   max_bytes: int) -> None:
-    """A folder (or one file that is one document), synced: see `sources.sync`."""
-    report = sources.sync(col, where, delete=sync, include=include, exclude=exclude,
+    """A folder (or one file that is one document), synced: see `inputs.sync`."""
+    report = inputs.sync(col, where, delete=sync, include=include, exclude=exclude,
                           skip_invalid=skip_invalid, max_bytes=max_bytes, force=force,
                           on_progress=bar, on_total=bar.set_total)
     upsert = report.upsert or UpsertReport()
     deleted = f", {report.deleted} deleted" if sync else ""
     stats = report.stats
-    _say(col, f"Indexed {sources.printable(where)}: {report.added} added, {report.updated} "
+    _say(col, f"Indexed {inputs.printable(where)}: {report.added} added, {report.updated} "
          f"updated, {report.unchanged} unchanged{deleted}", upsert,
          {"bad files skipped": len(stats.skipped)}, counted_unchanged=True)
     for why in stats.skipped[:5]:
@@ -177,15 +180,13 @@ def _say(col: Collection, what: str, report: UpsertReport, counts: dict[str, int
 
 
 @app.command()
+@located
 def delete(
     ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
     where: WhereOpt = None,
     collection: CollectionOpt = DEFAULT_COLLECTION,
-    path: PathOpt = None,
-    url: UrlOpt = None,
-    api_key: KeyOpt = None,
-    allow_insecure: InsecureOpt = False,
     tenant: TenantOpt = None,
+    *, location: Location,
 ) -> None:
     """Delete documents by id, or by metadata (--where KEY=VALUE); nothing is re-embedded."""
     with one_line_errors():
@@ -193,8 +194,7 @@ def delete(
         if bool(ids) == (flt is not None):
             raise InputError("give document ids or --where KEY=VALUE (one of them), "
                              "e.g. minilm-qdrant delete doc-1 doc-2")
-        with open_collection(collection, path, url, api_key, allow_insecure, None, False,
-                             tenant=tenant) as col:
+        with open_collection(name=collection, location=location, tenant=tenant) as col:
             deleted = col.delete(flt if flt is not None else ids or [])
             left = col.count()
         typer.echo(f"Deleted {deleted} documents from {collection!r} ({col.where}); "
@@ -212,7 +212,8 @@ def add_sparse(
     from minilm_qdrant.sparse import Bm25Settings
 
     with one_line_errors(), \
-            open_collection(collection, path, None, None, False, None, False) as col, \
+            open_collection(name=collection, location=location_of(path, None, None, False)) \
+            as col, \
             Progress(None, "point", "encoding") as bar:
         n = col.add_sparse(Bm25Settings(language=language), on_progress=bar.update)
         typer.echo(f"Added BM25 sparse vectors to {n} points of {collection!r} ({col.where}); "

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from minilm_qdrant import eval as beir
+from minilm_qdrant import evaluation as beir
 from minilm_qdrant.cli.common import (
     BackendOpt,
     CollectionOpt,
@@ -17,7 +17,6 @@ from minilm_qdrant.cli.common import (
     InsecureOpt,
     KeyOpt,
     ModeOpt,
-    PathOpt,
     PoolingOpt,
     PrefetchOpt,
     Progress,
@@ -26,6 +25,8 @@ from minilm_qdrant.cli.common import (
     WhereOpt,
     app,
     clean_stop,
+    located,
+    location_of,
     make_embedder,
     one_line_errors,
     open_collection,
@@ -36,17 +37,15 @@ from minilm_qdrant.cli.common import (
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
 from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.engines.location import Location
 from minilm_qdrant.models import DEFAULT_MODEL
 
 
 @app.command()
+@located
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     collection: CollectionOpt = DEFAULT_COLLECTION,
-    path: PathOpt = None,
-    url: UrlOpt = None,
-    api_key: KeyOpt = None,
-    allow_insecure: InsecureOpt = False,
     model: Annotated[
         str | None, typer.Option(help="Model.", show_default="the one that filled the collection")
     ] = None,
@@ -66,14 +65,13 @@ def search(
     ] = 0.0,
     where: WhereOpt = None,
     tenant: TenantOpt = None,
+    *, location: Location,
 ) -> None:
     """Search a collection (hybrid by default); higher score = closer (see README)."""
     with one_line_errors():
         embedder = make_embedder(model, pooling, backend)
-        with open_collection(
-            collection, path, url, api_key, allow_insecure, embedder, False, backend,
-            tenant=tenant,
-        ) as col:
+        with open_collection(name=collection, location=location, embedder=embedder,
+                             backend=backend, tenant=tenant) as col:
             hits = col.search(
                 query, k, mode=parse_mode(mode), fusion=parse_fusion(fusion), prefetch=prefetch,
                 diversity=diversity, query_filter=parse_where(where), exact=exact, hnsw_ef=hnsw_ef,
@@ -122,8 +120,7 @@ def eval_(
     """Measure retrieval quality on a BEIR data set through the real index and search path
     (with --tenant: indexed as, and searched by, that tenant of a tenanted collection)."""
     with one_line_errors():
-        if url and path:
-            raise typer.BadParameter("give either --path or --url, not both")
+        given = location_of(path, url, api_key, allow_insecure, default_path=None)
         data = beir.load_beir(directory, split)
         for label, n in data.problems.items():
             typer.echo(f"warning: {label}: {n}", err=True)
@@ -148,9 +145,8 @@ def eval_(
                     "finish (the stored documents are skipped, not embedded again)")
 
         with clean_stop(stopped, rerun), tempfile.TemporaryDirectory() as tmp, Collection(
-            name, embedder, path=None if url else (path or tmp), url=url, api_key=api_key,
-            allow_insecure=allow_insecure, tenant=tenant,
-        ) as col, indexed, queried:
+            name, embedder, tenant=tenant, location=given if given.url or given.path
+            else Location(path=tmp)) as col, indexed, queried:
             result = beir.evaluate(
                 col, data, k, indexed, queried,
                 mode=parse_mode(mode), fusion=parse_fusion(fusion), prefetch=prefetch,

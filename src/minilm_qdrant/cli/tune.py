@@ -12,17 +12,15 @@ import typer
 from minilm_qdrant.cli.common import (
     BackendOpt,
     CollectionOpt,
-    InsecureOpt,
-    KeyOpt,
-    PathOpt,
     Progress,
-    UrlOpt,
     app,
     clean_stop,
+    located,
     one_line_errors,
     open_collection,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION
+from minilm_qdrant.engines.location import Location
 from minilm_qdrant.models import DEFAULT_MODEL
 
 
@@ -63,8 +61,8 @@ def tune(
 ) -> None:
     """Tune a model on labelled queries (MultipleNegativesRankingLoss with BM25 hard negatives);
     writes it only if the held-out queries score no worse (needs minilm-qdrant[tune])."""
-    from minilm_qdrant.tune import Settings
-    from minilm_qdrant.tune import tune as run_tune
+    from minilm_qdrant.evaluation.tune import Settings
+    from minilm_qdrant.evaluation.tune import tune as run_tune
 
     with one_line_errors():
         settings = Settings(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
@@ -90,19 +88,17 @@ def tune(
 
 
 @app.command()
+@located
 def reembed(
     model: Annotated[str, typer.Option(help="The new model (registry name, hub id or folder).")],
     collection: CollectionOpt = DEFAULT_COLLECTION,
-    path: PathOpt = None,
-    url: UrlOpt = None,
-    api_key: KeyOpt = None,
-    allow_insecure: InsecureOpt = False,
     to_collection: Annotated[str | None, typer.Option(
         "--to-collection", help="The new collection.",
         show_default="the name plus a hash of the new model")] = None,
     swap: Annotated[bool, typer.Option(
         "--swap", help="Then make the new collection answer under the old name.")] = False,
     backend: BackendOpt = "auto",
+    *, location: Location,
 ) -> None:
     """Rebuild a collection with another model from its stored text (ids, metadata and BM25
     kept; resumable); the old one answers until the new one is complete."""
@@ -117,7 +113,7 @@ def reembed(
                     f"{collection!r} is untouched")
 
         with clean_stop(stopped), open_collection(
-            collection, path, url, api_key, allow_insecure, None, False, backend,
+            name=collection, location=location, backend=backend,
             all_tenants=True,  # every tenant's documents, each kept its tenant's
         ) as col, bar:
             bar.set_total(col.count())
@@ -129,7 +125,7 @@ def reembed(
                    "already there).")
         if report.swapped:
             typer.echo(f"Swapped: {report.source!r} now answers with {report.model}" + (
-                f" (an alias of {report.target!r})." if url else
+                f" (an alias of {report.target!r})." if location.url else
                 f"; the old points are now under {report.target!r}."))
         else:
             typer.echo(f"{report.source!r} still answers with the old model: search "

@@ -14,11 +14,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from minilm_qdrant.documents import Distance
 from minilm_qdrant.errors import InputError
-from minilm_qdrant.sparse import SPARSE_NAME, Bm25Settings
-from minilm_qdrant.windows import WINDOWS_NAME, WindowSettings
 
-Distance = Literal["dot", "cosine", "euclid"]
+SPARSE_NAME = "bm25"
+"""The named sparse vector (BM25 weights; the engine applies the IDF modifier)."""
+WINDOWS_NAME = "windows"
+"""The named multivector holding every window's vector (MaxSim)."""
 Mode = Literal["hybrid", "dense", "sparse"]
 Fusion = Literal["dbsf", "rrf"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "sparse")
@@ -36,8 +38,9 @@ class Sparse(Protocol):
 
 
 @dataclass(frozen=True)
-class CollectionOptions:
-    """Pass-through settings for scale; None means the engine's default."""
+class ScaleOptions:
+    """Pass-through settings for scale; None means the engine's default. (The collection's
+    `CollectionOptions` adds what it stores beside the dense vector: BM25 and windows.)"""
 
     on_disk: bool | None = None
     """Keep vectors on disk (memory-mapped) instead of in RAM."""
@@ -57,11 +60,6 @@ class CollectionOptions:
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
-    sparse: Bm25Settings | None = field(default_factory=Bm25Settings)
-    """BM25 sparse vectors beside the dense ones (hybrid search); None: dense only."""
-    windows: WindowSettings | None = field(default_factory=WindowSettings)
-    """Every window of a long text stored (the ``windows`` multivector, MaxSim) beside the
-    pooled dense vector; None: one vector of the first window's word pieces (truncated)."""
     window_datatype: Literal["float16", "float32"] = "float16"
     """How the window vectors are stored: float16 halves their memory and disk (most of a
     long-document collection) and the bytes MaxSim reads; the pooled vector stays float32."""
@@ -170,8 +168,11 @@ class Engine(Protocol):
 
     def create(
         self, name: str, size: int, distance: Distance, metadata: dict[str, Any],
-        options: CollectionOptions,
-    ) -> None: ...
+        options: ScaleOptions, *, sparse: bool, windows: bool,
+    ) -> None:
+        """Make the collection: one dense vector a point and, where asked, the BM25 sparse
+        vector (``sparse``) and the windows multivector (``windows``)."""
+        ...
 
     def drop(self, name: str) -> None:
         """Delete the collection and everything in it."""

@@ -10,17 +10,17 @@ from urllib.parse import urlsplit
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from minilm_qdrant.documents import Distance
 from minilm_qdrant.engines import (
+    SPARSE_NAME,
+    WINDOWS_NAME,
     CollectionInfo,
-    CollectionOptions,
-    Distance,
+    ScaleOptions,
     SearchRequest,
     Sparse,
     StoredPoint,
 )
 from minilm_qdrant.errors import InputError, StoreInUse
-from minilm_qdrant.sparse import SPARSE_NAME
-from minilm_qdrant.windows import WINDOWS_NAME
 
 _TO_QDRANT = {"dot": models.Distance.DOT, "cosine": models.Distance.COSINE,
               "euclid": models.Distance.EUCLID}
@@ -109,7 +109,7 @@ class ClientEngine:
 
     def create(
         self, name: str, size: int, distance: Distance, metadata: dict[str, Any],
-        options: CollectionOptions,
+        options: ScaleOptions, *, sparse: bool, windows: bool,
     ) -> None:
         hnsw = None
         if (options.hnsw_m, options.hnsw_ef_construct, options.full_scan_threshold,
@@ -126,7 +126,7 @@ class ClientEngine:
         dense = models.VectorParams(size=size, distance=_TO_QDRANT[distance],
                                     on_disk=options.on_disk)
         vectors: Any = dense
-        if options.windows is not None:  # ranked by MaxSim, never searched by HNSW (m=0)
+        if windows:  # ranked by MaxSim, never searched by HNSW (m=0)
             vectors = {"": dense, WINDOWS_NAME: models.VectorParams(
                 size=size, distance=_TO_QDRANT[distance], on_disk=options.on_disk,
                 datatype=models.Datatype.FLOAT16 if options.window_datatype == "float16"
@@ -137,7 +137,7 @@ class ClientEngine:
         self.client.create_collection(
             name,
             vectors_config=vectors,
-            sparse_vectors_config=None if options.sparse is None else {
+            sparse_vectors_config=None if not sparse else {
                 SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             on_disk_payload=options.on_disk_payload,
             hnsw_config=hnsw,

@@ -19,21 +19,24 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
 
-from minilm_qdrant.diskspace import check_open
+from minilm_qdrant.documents import Distance
 from minilm_qdrant.engines import (
+    SPARSE_NAME,
+    WINDOWS_NAME,
     CollectionInfo,
-    CollectionOptions,
-    Distance,
+    ScaleOptions,
     SearchRequest,
     Sparse,
     StoredPoint,
 )
+from minilm_qdrant.engines.diskspace import check_open
 from minilm_qdrant.engines.edge_files import (
     acquire,
     engine_faults,
@@ -49,8 +52,6 @@ from minilm_qdrant.engines.edge_requests import (
     to_edge_sparse,
 )
 from minilm_qdrant.errors import CollectionNotFound, InputError, StoreInUse
-from minilm_qdrant.sparse import SPARSE_NAME
-from minilm_qdrant.windows import WINDOWS_NAME
 
 META_FILE = "collection.json"
 SHARD_DIR = "shard"
@@ -147,7 +148,7 @@ class EdgeEngine:
 
     def create(
         self, name: str, size: int, distance: Distance, metadata: dict[str, Any],
-        options: CollectionOptions,
+        options: ScaleOptions, *, sparse: bool, windows: bool,
     ) -> None:
         folder = self._dir(name)
         if self._meta(name) is not None:
@@ -156,11 +157,11 @@ class EdgeEngine:
         meta = {
             "format": 1, "engine": f"qdrant-edge {_edge_version()}", "size": size,
             "distance": distance, "metadata": metadata,
-            "sparse_vectors": [SPARSE_NAME] if options.sparse is not None else [],
-            "multivectors": [WINDOWS_NAME] if options.windows is not None else [],
-            "options": {k: v for k, v in vars(options).items()
-                        if v is not None and k not in ("sparse", "windows")
-                        and (k != "window_datatype" or options.windows is not None)},
+            "sparse_vectors": [SPARSE_NAME] if sparse else [],
+            "multivectors": [WINDOWS_NAME] if windows else [],
+            "options": {f.name: getattr(options, f.name) for f in fields(ScaleOptions)
+                        if getattr(options, f.name) is not None
+                        and (f.name != "window_datatype" or windows)},
         }
         write_json_atomic(folder / META_FILE, meta)
         self._shard(name)

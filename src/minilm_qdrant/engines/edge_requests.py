@@ -14,10 +14,8 @@ import numpy as np
 import qdrant_edge as qe
 from qdrant_client import models
 
-from minilm_qdrant.engines import SearchRequest, Sparse
+from minilm_qdrant.engines import SPARSE_NAME, WINDOWS_NAME, SearchRequest, Sparse
 from minilm_qdrant.errors import InputError
-from minilm_qdrant.sparse import SPARSE_NAME
-from minilm_qdrant.windows import WINDOWS_NAME
 
 
 def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.QueryRequest:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from minilm_qdrant.documents import Document
+from minilm_qdrant.documents import Document, metadata_problem
 from minilm_qdrant.errors import InputError
 
 T = TypeVar("T")
@@ -61,13 +61,9 @@ def bounded(
         yield batch
 
 
-def point_bytes(payload_bytes: int, dim: int, sparse_terms: int = 0) -> int:
+def request_bytes(payload_bytes: int, dim: int, sparse_terms: int = 0) -> int:
     """Estimated bytes of one point in a JSON request: payload, vectors as text, overhead."""
     return payload_bytes + dim * _BYTES_PER_FLOAT + sparse_terms * _SPARSE_BYTES_PER_TERM + 200
-
-
-def payload_bytes(payload: dict[str, Any]) -> int:
-    return len(json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8", "replace"))
 
 
 class Refused(InputError):
@@ -119,37 +115,6 @@ def too_large(doc: Document, cost: int, max_bytes: int) -> str:
     )
 
 
-def metadata_problem(metadata: object) -> str | None:
-    """Why a metadata value cannot be stored (NaN, Infinity, an integer over 64 bits, a
-    non-JSON type, a non-string key), naming the field; None when it can."""
-    if not isinstance(metadata, dict):
-        return f"metadata is {type(metadata).__name__}, not an object"
-
-    def walk(value: object, where: str) -> str | None:
-        if isinstance(value, bool) or value is None or isinstance(value, str):
-            return None
-        if isinstance(value, int):
-            ok = -(2**63) <= value < 2**63
-            return None if ok else f"metadata field {where!r} is an integer over 64 bits"
-        if isinstance(value, float):
-            return None if math.isfinite(value) else \
-                f"metadata field {where!r} is {value} (JSON and Qdrant hold finite numbers only)"
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    return f"metadata field {where!r} has a non-string key {key!r}"
-                found = walk(item, f"{where}.{key}" if where else key)
-                if found:
-                    return found
-            return None
-        if isinstance(value, (list, tuple)):
-            return next((f for i, v in enumerate(value) if (f := walk(v, f"{where}[{i}]"))),
-                        None)
-        return f"metadata field {where!r} is a {type(value).__name__}, which JSON cannot hold"
-
-    return walk(metadata, "")
-
-
 def estimated_bytes(doc: Document, dim: int, sparse: bool = False, windows: int = 0) -> int:
     """Estimated request bytes of a document's point (with its BM25 vector when ``sparse``,
     and its ``windows`` window vectors and their offsets)."""
@@ -157,7 +122,7 @@ def estimated_bytes(doc: Document, dim: int, sparse: bool = False, windows: int 
     raw = len(doc.text.encode("utf-8", "surrogatepass")) * 2  # JSON escapes can double it
     # BM25 has at most one term per distinct word (stopwords and stems only merge them)
     terms = len(set(_WORD.findall(doc.text))) if sparse else 0
-    return point_bytes(raw + len(meta), dim, terms) + windows * (dim * _BYTES_PER_FLOAT + 24)
+    return request_bytes(raw + len(meta), dim, terms) + windows * (dim * _BYTES_PER_FLOAT + 24)
 
 
 def check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:

@@ -1,8 +1,8 @@
 """Input files -> `Document`s: JSONL, CSV (a ``text`` column) or plain text (one per line).
 
 Documents stream (nothing holds the whole file). A bad line is named by file and line number;
-with ``skip_invalid`` it is skipped and counted instead. Files and folders of documents (one a
-file: text, Markdown, HTML, PDF) are `read_path`'s (`minilm_qdrant.sources`).
+with ``skip_invalid`` it is skipped and counted instead. A leaf: files and folders of documents
+(one a file: text, Markdown, HTML, PDF) are `files.read_path`'s.
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minilm_qdrant.batching import metadata_problem
-from minilm_qdrant.documents import Document
+from minilm_qdrant.documents import Document, metadata_problem
 from minilm_qdrant.errors import InputError
-from minilm_qdrant.sources import FolderStats, read_path
-
-__all__ = ["FolderStats", "ReadStats", "count_lines", "read_documents", "read_path"]
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 ID_FIELDS = ("id", "_id")

@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minilm_qdrant import eval as beir
+from minilm_qdrant import evaluation as beir
 from minilm_qdrant.collection import Collection
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import Mode
 from minilm_qdrant.errors import InputError, MiniLMQdrantError
-from minilm_qdrant.labelled import Labelled, load_labelled, training_rows
-from minilm_qdrant.training import Settings, require, train
+from minilm_qdrant.evaluation.labelled import Labelled, load_labelled, training_rows
+from minilm_qdrant.evaluation.training import Settings, require, train
 
 __all__ = ["Settings", "TuneRefused", "TuneResult", "tune"]
 CARD_FILE = "minilm_qdrant_tune.json"

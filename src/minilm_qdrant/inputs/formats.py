@@ -157,10 +157,3 @@ def _pdf(data: bytes) -> FileText:
         at += len(text) + len(PAGE_BREAK)
     return FileText(PAGE_BREAK.join(texts), title.strip() if isinstance(title, str)
                     and title.strip() else None, pages)
-
-
-def pages_of(starts: list[int], start: int, end: int) -> list[int]:
-    """The pages (1-based) that characters ``start:end`` of a PDF's text lie on."""
-    return [i + 1 for i, begin in enumerate(starts)
-            if begin < max(end, start + 1)
-            and (i + 1 == len(starts) or starts[i + 1] > start)]

@@ -6,7 +6,7 @@ opening of a shard, which maps a fresh 32 MiB WAL segment) kills the process wit
 instead of raising. Measured on a 40 MiB tmpfs: a store of 1,000 points opened for a read
 with 1, 4 or 12 MiB free died of SIGBUS; with 35 MiB free it opened and searched.
 
-Calibration of `point_bytes` (all-MiniLM-L6-v2, 384 dims, 500 documents of 560 bytes of text
+Calibration of `disk_bytes` (all-MiniLM-L6-v2, 384 dims, 500 documents of 560 bytes of text
 and two metadata fields, indexed with `Collection.upsert`, `du` of the closed store): 2.49 MB
 with BM25 sparse vectors (4,989 bytes a document), 2.35 MB dense-only (4,694); the WAL holds
 about half of it. The estimate below, 3 x (vector + payload + sparse) + 1 KiB, says 7.7 KB a
@@ -15,12 +15,12 @@ document for these: about 1.6 x the measure, room for the optimizer's copy of a 
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from minilm_qdrant.batching import payload_bytes
 from minilm_qdrant.errors import DiskFull
 
 MIB = 1 << 20
@@ -47,7 +47,12 @@ WINDOW_CHARS = 800
 """Characters a window holds at least (254 word pieces of English are ~1,100), for estimates."""
 
 
-def point_bytes(dim: int, payload: int, sparse_terms: int = 0) -> int:
+def payload_bytes(payload: dict[str, Any]) -> int:
+    """Bytes of a payload as JSON text."""
+    return len(json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+
+
+def disk_bytes(dim: int, payload: int, sparse_terms: int = 0) -> int:
     """Estimated bytes on disk of one point (see the calibration above)."""
     return FACTOR * (4 * dim + payload + 8 * sparse_terms) + PER_POINT
 
@@ -90,7 +95,7 @@ class Room:
         fit, only the part not stored yet (``stored()`` points: a rerun) has to."""
         if count <= 0:
             return
-        need = count * point_bytes(self.dim, 0) + FACTOR * payload
+        need = count * disk_bytes(self.dim, 0) + FACTOR * payload
         if free_bytes(self.root) >= need + MARGIN or stored is None:
             self.check(need, f"{count:,} documents")
             return
@@ -113,7 +118,7 @@ class Room:
                     windows: int = 0) -> None:
         """Before one batch's write: room for twice its estimate, and the margin after it."""
         terms = sum(len(s.indices) for s in sparse) if sparse else 0
-        need = sum(point_bytes(self.dim, payload_bytes(p)) for p in payloads) + 8 * FACTOR * terms
+        need = sum(disk_bytes(self.dim, payload_bytes(p)) for p in payloads) + 8 * FACTOR * terms
         need += FACTOR * 4 * self.dim * windows
         self.check(2 * need, f"the next batch ({len(payloads)} documents)")
 

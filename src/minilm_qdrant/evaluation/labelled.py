@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from minilm_qdrant import eval as beir
+from minilm_qdrant import evaluation as beir
 from minilm_qdrant.collection import Collection
 from minilm_qdrant.errors import InputError
 

@@ -1,22 +1,19 @@
 """Search: the query embedded (its windows where it is long) and BM25-encoded, one request
-(prefetch, fusion, MMR, MaxSim all inside Qdrant), hits with the passage that answered. Mixed
-into `Collection`; the filter of every stage is confined to the handle's tenant."""
+(prefetch, fusion, MMR, MaxSim all inside Qdrant), hits with the passage that answered. A room
+built from `Parts`; the filter of every stage is confined to the handle's tenant."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 from qdrant_client import models
 
+from minilm_qdrant.collection.parts import Parts
 from minilm_qdrant.documents import Hit
-from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import (
     FUSIONS,
     MODES,
-    Engine,
     Fusion,
     Mode,
     SearchRequest,
@@ -25,33 +22,25 @@ from minilm_qdrant.engines import (
 )
 from minilm_qdrant.errors import InputError
 from minilm_qdrant.sparse import Bm25Encoder
-from minilm_qdrant.tenancy import Scope
 from minilm_qdrant.windows import (
     CODES_KEY,
     SPANS_KEY,
-    Windows,
     best_window,
     coded_windows,
     passage,
 )
 
 
-class Searching:
-    """`Collection`'s search methods (it provides what is declared here)."""
+@dataclass(frozen=True)
+class Search:
+    """Searches of one collection handle (dense, sparse or hybrid; MMR; passages)."""
 
-    name: str
-    where: str
-    engine: Engine
-    embedder: Embedder
-    sparse: Bm25Encoder | None
-    windows: Windows | None
-    scope: Scope
-    _call: Callable[..., Any]
+    parts: Parts
 
     @property
     def default_mode(self) -> Mode:
         """``hybrid`` where the collection has BM25 sparse vectors, else ``dense``."""
-        return "hybrid" if self.sparse is not None else "dense"
+        return "hybrid" if self.parts.sparse is not None else "dense"
 
     def search(
         self, query: str, k: int = 10, *, mode: Mode | None = None,
@@ -73,12 +62,13 @@ class Searching:
         mode = self.resolve_mode(mode)
         dense = windows = None
         if mode != "sparse" or diversity:
-            if self.windows is not None:  # a long query is cut like the documents
-                windows = self.embedder.embed_query_windows(query, self.windows)
-                dense = self.embedder.pooled(windows)
+            if self.parts.windows is not None:  # a long query is cut like the documents
+                windows = self.parts.windows.embed_query(self.parts.embedder, query)
+                dense = self.parts.embedder.pooled(windows)
             else:
-                dense = self.embedder.embed_query(query)
-        sparse = self.sparse.encode_query(query) if self.sparse and mode != "dense" else None
+                dense = self.parts.embedder.embed_query(query)
+        parts = self.parts
+        sparse = parts.sparse.encode_query(query) if parts.sparse and mode != "dense" else None
         return self.search_vector(
             dense, k, sparse=sparse, mode=mode, query_filter=query_filter, fusion=fusion,
             prefetch=prefetch, diversity=diversity, exact=exact, hnsw_ef=hnsw_ef,
@@ -103,24 +93,25 @@ class Searching:
         """
         if mode is None:
             mode = "dense" if sparse is None else "sparse" if vector is None else "hybrid"
-        if self.windows is not None and vector is not None and windows is None:
+        if self.parts.windows is not None and vector is not None and windows is None:
             windows = np.asarray(vector, dtype=np.float32)[None, :]
         request = SearchRequest(
             k=k, mode=self.resolve_mode(mode), dense=vector, sparse=sparse, fusion=fusion,
-            prefetch=prefetch, diversity=diversity, query_filter=self.scope.filter(query_filter),
+            prefetch=prefetch, diversity=diversity,
+            query_filter=self.parts.scope.filter(query_filter),
             exact=exact,
-            hnsw_ef=hnsw_ef, windows=windows if self.windows is not None else None,
+            hnsw_ef=hnsw_ef, windows=windows if self.parts.windows is not None else None,
         )
         _check(request)
-        points = self._call(lambda: self.engine.search(self.name, request),
-                            f"searching {self.name!r}")
+        points = self.parts.call(lambda: self.parts.engine.search(self.parts.name, request),
+                            f"searching {self.parts.name!r}")
         first = points if passages is None else points[:passages]
         if request.windows is not None:  # the long hits' window vectors, to pick the passage
             first = [replace(p, windows=_coded(p, request.windows.shape[-1])) for p in first]
             old = [p.id for p in first if p.windows is None and _spans(p) > 1]
-            read = {p.id: p.windows for p in self._call(
-                lambda: self.engine.retrieve(self.name, old, windows=True),
-                f"reading {self.name!r}")} if old else {}  # written before the codes
+            read = {p.id: p.windows for p in self.parts.call(
+                lambda: self.parts.engine.retrieve(self.parts.name, old, windows=True),
+                f"reading {self.parts.name!r}")} if old else {}  # written before the codes
             first = [replace(p, windows=read[p.id]) if p.id in read else p for p in first]
         return [self._hit(p, windows, sparse) for p in first] + [
             Hit.from_point(p.id, float(p.score or 0.0), p.payload) for p in points[len(first):]]
@@ -132,8 +123,8 @@ class Searching:
         if spans and len(spans) > 1:
             if query is not None and point.windows is not None:
                 best = best_window(query, point.windows)
-            elif sparse is not None and self.sparse is not None:
-                best = _by_terms(self.sparse, sparse, [hit.text[a:b] for a, b in spans])
+            elif sparse is not None and self.parts.sparse is not None:
+                best = _by_terms(self.parts.sparse, sparse, [hit.text[a:b] for a, b in spans])
         return replace(hit, passage=passage(hit.text, spans, best))
 
     def resolve_mode(self, mode: Mode | None) -> Mode:
@@ -142,13 +133,14 @@ class Searching:
             return self.default_mode
         if mode not in MODES:
             raise InputError(f"search mode {mode!r} is not one of {', '.join(MODES)}")
-        if mode != "dense" and self.sparse is None:
+        if mode != "dense" and self.parts.sparse is None:
             raise InputError(
-                f"Collection {self.name!r} at {self.where} has no BM25 sparse vectors (it was "
-                f"made dense-only, or before hybrid search), so mode {mode!r} cannot run: search "
-                "it with mode 'dense' (--mode dense); or add them from the stored text without "
-                "re-embedding (minilm-qdrant add-sparse, Collection.add_sparse(); embedded "
-                "store), or index the documents into a new collection, which gets them."
+                f"Collection {self.parts.name!r} at {self.parts.where} has no BM25 sparse "
+                f"vectors (it was made dense-only, or before hybrid search), so mode {mode!r} "
+                "cannot run: search it with mode 'dense' (--mode dense); or add them from the "
+                "stored text without re-embedding (minilm-qdrant add-sparse, "
+                "Collection.add_sparse(); embedded store), or index the documents into a new "
+                "collection, which gets them."
             )
         return mode
 

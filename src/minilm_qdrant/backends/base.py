@@ -1,0 +1,70 @@
+"""What every backend shares: the `Backend` contract, `Encoded` results, length-sorted token
+batches and the ONNX extra's check. The backends import this, never the package that picks them
+(`minilm_qdrant.backends`), so no import goes in a circle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from minilm_qdrant.errors import MissingDependency
+
+TOKEN_BUDGET = 8192
+"""Padded tokens per forward pass (rows x longest row): bounds activation memory."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Vectors for texts, with what it cost: texts are tokenised once, stats come with it."""
+
+    vectors: np.ndarray
+    """(n, dim) float32, pooled and (per the spec) normalised, in the texts' order."""
+    truncated: int
+    """Texts longer than the model's token limit (cut to it)."""
+    tokens: int
+    """Word pieces run through the model, special tokens included."""
+    padded: int
+    """Tokens computed including padding (``padded - tokens`` is waste)."""
+
+
+class Backend(Protocol):
+    """What the embedder needs from a backend."""
+
+    def encode(self, texts: list[str], batch_size: int) -> Encoded:
+        """Vectors for the texts; passes hold at most ``batch_size`` rows and `TOKEN_BUDGET`
+        padded tokens, with texts sorted by length so that little is padding."""
+        ...
+
+
+def token_batches(lengths: list[int], budget: int, max_rows: int) -> Iterator[np.ndarray]:
+    """Row indices sorted by length, cut so rows x longest row stays within ``budget``."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and end - start < max_rows:
+            if (end - start + 1) * lengths[order[end]] > budget:
+                break
+            end += 1
+        yield order[start:end]
+        start = end
+
+
+ONNX_EXTRA = 'pip install "minilm-qdrant[onnx]"'
+
+
+def require_onnx(*modules: str, what: str) -> None:
+    """Fail in one line, naming the extra, where an ONNX module is not installed."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingDependency(
+                f"{what} needs {module}, which is not installed: {ONNX_EXTRA} "
+                "(or choose --backend torch)"
+            ) from None
