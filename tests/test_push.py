@@ -108,7 +108,7 @@ def test_payload_indexes_are_created_on_the_target_before_the_points(
         return QdrantClient(url="http://127.0.0.1:6333", transport=httpx.MockTransport(handler),
                             check_compatibility=False)
 
-    monkeypatch.setattr("minilm_qdrant.push.connect", connect)
+    monkeypatch.setattr("minilm_qdrant.engines.location.connect", connect)
     report = push(path=source, collection="docs", url="http://qdrant.example:6333")
     assert sorted(report.indexes) == ["metadata.i", "metadata.topic"]
     indexed = {b["field_name"]: b["field_schema"] for m, p, b in sent if p.endswith("/index")}
