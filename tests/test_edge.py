@@ -10,10 +10,9 @@ import sys
 import numpy as np
 import pytest
 from faults import record
-from minilm_qdrant.engines.open import open_engine
 from qdrant_client import QdrantClient
 
-from minilm_qdrant import Collection, CollectionOptions, Document, Embedder
+from minilm_qdrant import Collection, CollectionOptions, Document, Embedder, Location
 from minilm_qdrant.engines import SearchRequest
 from minilm_qdrant.engines.client import ClientEngine
 from minilm_qdrant.engines.edge import EdgeEngine
@@ -22,9 +21,9 @@ from minilm_qdrant.engines.edge_files import is_client_local_store
 OPEN_ELSEWHERE = """
 import sys
 from minilm_qdrant import StoreInUse
-from minilm_qdrant.engines.open import open_engine
+from minilm_qdrant import Location
 try:
-    open_engine(path=sys.argv[1]).close()
+    Location(path=sys.argv[1]).open().close()
 except StoreInUse as exc:
     print(exc); sys.exit(3)
 """
@@ -37,7 +36,7 @@ def _other_process(path: str) -> subprocess.CompletedProcess[str]:
 
 def test_path_opens_edge_and_a_second_process_gets_store_in_use(tmp_path) -> None:
     path = str(tmp_path / "store")
-    engine = open_engine(path=path)
+    engine = Location(path=path).open()
     assert isinstance(engine, EdgeEngine)
     busy = _other_process(path)
     assert busy.returncode == 3 and "in use by another process" in busy.stdout
