@@ -33,12 +33,13 @@ def col(request: pytest.FixtureRequest, embedder: Embedder, tmp_path: Path):
         yield c
 
 
-@pytest.fixture
-def index(embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture(params=ENGINES)
+def index(request: pytest.FixtureRequest, embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
           capsys: pytest.CaptureFixture[str], tmp_path: Path):
-    """``minilm-qdrant index ARGS --path STORE`` in this process, on the loaded weights."""
+    """``minilm-qdrant index ARGS --path STORE`` in this process, on the loaded weights, into
+    an Edge store or a qdrant-client local one (a directory that holds one stays one)."""
     monkeypatch.setattr(common, "Embedder", lambda *a, **k: embedder)
-    store = str(tmp_path / "store")
+    store = engine_path(request.param, tmp_path)
 
     def invoke(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["minilm-qdrant", "index", *args, "--path", store,
@@ -49,6 +50,7 @@ def index(embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
         return int(exit_.value.code or 0), out.out, out.err
 
     invoke.store = store  # type: ignore[attr-defined]
+    invoke.kind = request.param  # type: ignore[attr-defined]
     return invoke
 
 
@@ -73,8 +75,8 @@ def test_a_sync_never_deletes_what_it_did_not_write(index, embedder: Embedder, t
     assert set(held) == {"crm-1", "api-7", "trains.md"}
     assert held["crm-1"].origin is None and held["trains.md"].origin == "folder:notes"
     record("sync of folder 'notes' beside a JSONL and an API document with metadata "
-           "folder=notes (CLI, edge)", "both kept; the report counts the folder's 1 added, 0 "
-           "deleted", 3, len(held))
+           f"folder=notes (CLI, {index.kind})", "both kept; the report counts the folder's 1 "
+           "added, 0 deleted", 3, len(held))
 
 
 def test_ownership_is_the_reserved_mark_on_both_engines(col: Collection, tmp_path: Path) -> None:
@@ -156,7 +158,7 @@ def test_a_file_name_that_is_not_utf8_is_read_under_a_stable_id(index, embedder:
         assert sync(col, root).deleted == 1  # the escaped id finds its file gone
         left = col.count()
     record("folder with normal.md and caf\\xe9.md (a Latin-1 name), with and without "
-           "--skip-invalid (CLI, edge)", "exit 0 both times, no codec error; stored as "
+           f"--skip-invalid (CLI, {index.kind})", "exit 0 both times, no codec error; stored as "
            "'caf\\xe9.md' (its bytes escaped), named in one line; deleted when the file goes",
            1, left)
 
@@ -179,11 +181,24 @@ def test_a_bad_file_is_named_printably_and_skipped(col: Collection, tmp_path: Pa
            "line naming it; --skip-invalid skips it, the good file indexed", 1, col.count())
 
 
+def test_engines_in_this_process_have_no_request_bound(col: Collection, embedder: Embedder
+                                                       ) -> None:
+    """Edge and local mode take a point of any size (no wire between); a server keeps Qdrant's
+    request bound unless told otherwise."""
+    from faults import FaultInjector
+
+    from minilm_qdrant.collection.batching import MAX_BATCH_BYTES
+
+    assert col.max_batch_bytes is None and col.engine.in_process
+    server = FaultInjector().collection(embedder)  # a server, at its HTTP transport
+    assert server.max_batch_bytes == MAX_BATCH_BYTES and not server.engine.in_process
+
+
 def test_a_book_sized_file_is_one_document_with_every_window(embedder: Embedder,
                                                              tmp_path: Path) -> None:
-    """A text whose point is over a server's 30 MiB request bound reaches an engine in this
-    process whole: every window stored, a passage from its middle found (Edge, the default;
-    local mode takes the same path, no request bound in this process)."""
+    """A text whose point is over a server's 30 MiB request bound reaches the embedded store
+    whole: every window stored, a passage from its middle found. (Local mode takes the same
+    path, see above; the book is read once here: ~1 minute of embedding.)"""
     from minilm_qdrant.collection.batching import MAX_BATCH_BYTES, estimated_bytes
 
     col = Collection("docs", embedder, path=str(tmp_path / "store"))
