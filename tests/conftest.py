@@ -40,6 +40,28 @@ def engine_path(kind: str, tmp_path) -> str:
     return path
 
 
+def index_in_process(embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
+                     capsys: pytest.CaptureFixture[str], store: str):
+    """``minilm-qdrant index ARGS --path STORE`` run in this process on the loaded weights:
+    returns ``invoke(*args) -> (exit code, stdout, stderr)``."""
+    import sys
+
+    from minilm_qdrant import cli
+    from minilm_qdrant.cli import common
+
+    monkeypatch.setattr(common, "Embedder", lambda *a, **k: embedder)
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["minilm-qdrant", "index", *args, "--path", store,
+                                          "--model", "all-MiniLM-L6-v2"])
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        out = capsys.readouterr()
+        return int(exit_.value.code or 0), out.out, out.err
+
+    return invoke
+
+
 @pytest.fixture(params=["edge", "local-path", "memory"])
 def location(request: pytest.FixtureRequest, tmp_path) -> str:
     """A store of its own on each real engine."""

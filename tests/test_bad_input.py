@@ -10,25 +10,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import index_in_process
 from faults import record
 
 from minilm_qdrant import Collection, Embedder, cli
-from minilm_qdrant.cli import common
 
 
 @pytest.fixture
 def run(embedder: Embedder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         tmp_path: Path):
-    monkeypatch.setattr(common, "Embedder", lambda *a, **k: embedder)  # the loaded weights
     store = str(tmp_path / "store")
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["minilm-qdrant", "index", *args, "--path", store,
-                                          "--model", "all-MiniLM-L6-v2"])
-        with pytest.raises(SystemExit) as exit_:
-            cli.main()
-        out = capsys.readouterr()
-        return int(exit_.value.code or 0), out.out, out.err
+    invoke = index_in_process(embedder, monkeypatch, capsys, store)
 
     def count() -> int:
         with Collection("documents", embedder, path=store) as col:

@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import engine_path
+from conftest import engine_path, index_in_process
 from faults import record
 from test_sources import pdf
 
-from minilm_qdrant import Collection, Document, Embedder, InputError, cli
-from minilm_qdrant.cli import common
+from minilm_qdrant import Collection, Document, Embedder, InputError
 from minilm_qdrant.documents import ORIGIN_KEY
 from minilm_qdrant.errors import IngestError
 from minilm_qdrant.fingerprint import FINGERPRINT_KEY
@@ -38,17 +36,8 @@ def index(request: pytest.FixtureRequest, embedder: Embedder, monkeypatch: pytes
           capsys: pytest.CaptureFixture[str], tmp_path: Path):
     """``minilm-qdrant index ARGS --path STORE`` in this process, on the loaded weights, into
     an Edge store or a qdrant-client local one (a directory that holds one stays one)."""
-    monkeypatch.setattr(common, "Embedder", lambda *a, **k: embedder)
     store = engine_path(request.param, tmp_path)
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["minilm-qdrant", "index", *args, "--path", store,
-                                          "--model", "all-MiniLM-L6-v2"])
-        with pytest.raises(SystemExit) as exit_:
-            cli.main()
-        out = capsys.readouterr()
-        return int(exit_.value.code or 0), out.out, out.err
-
+    invoke = index_in_process(embedder, monkeypatch, capsys, store)
     invoke.store = store  # type: ignore[attr-defined]
     invoke.kind = request.param  # type: ignore[attr-defined]
     return invoke
