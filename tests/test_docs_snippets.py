@@ -195,17 +195,17 @@ def cli(argv: list[str]) -> int:
     return 0
 
 
-def run_bash(block: Block, capsys: pytest.CaptureFixture[str]) -> None:
+def run_bash(block: Block, capsys: pytest.CaptureFixture[str], log: list[str]) -> None:
     for argv in commands(block):
         code = cli(argv)
         out, err = capsys.readouterr()
-        print(f"$ minilm-qdrant {shlex.join(argv)}\n{out}{err}")  # shown with -s
+        log.append(f"$ minilm-qdrant {shlex.join(argv)}\n{out}{err}")
         assert code == 0, f"{block.where}: `minilm-qdrant {shlex.join(argv)}` exited {code}:\n" \
-                          f"{out}{err}"
+                          + "\n".join(log)
 
 
-def run_python(block: Block, eval_example: EvalExample,
-               capsys: pytest.CaptureFixture[str]) -> None:
+def run_python(block: Block, eval_example: EvalExample, capsys: pytest.CaptureFixture[str],
+               log: list[str]) -> None:
     assert block.example is not None, f"{block.where}: pytest-examples did not find this block"
     main = sys.modules.get("__main__")
     try:
@@ -213,8 +213,8 @@ def run_python(block: Block, eval_example: EvalExample,
     finally:  # pytest-examples runs a block as __main__ and leaves it there
         if main is not None:
             sys.modules["__main__"] = main
-    out, err = capsys.readouterr()
-    print(f">>> {block.where}\n{out}{err}")
+        out, err = capsys.readouterr()
+        log.append(f">>> {block.where}\n{out}{err}")
     if "print(" in block.source:
         assert out.strip(), f"{block.where} prints nothing"
 
@@ -228,14 +228,17 @@ def test_block_runs(chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     write_samples(tmp_path)
-    for block in chain.blocks:
-        if block.marker == "skip":
-            print(f"{block.where}: not run: {block.reason}")
-            continue
-        if block.language == "bash":
-            run_bash(block, capsys)
-        else:
-            run_python(block, eval_example, capsys)
+    log: list[str] = []  # what the blocks printed, shown with -s (and on a failure)
+    try:
+        for block in chain.blocks:
+            if block.marker == "skip":
+                log.append(f"{block.where}: not run: {block.reason}")
+            elif block.language == "bash":
+                run_bash(block, capsys, log)
+            else:
+                run_python(block, eval_example, capsys, log)
+    finally:
+        print("\n".join(log))
 
 
 def test_blocks_are_marked_well() -> None:
@@ -260,8 +263,9 @@ def test_blocks_are_marked_well() -> None:
 def test_python_blocks_are_ruff_clean(eval_example: EvalExample) -> None:
     """The Python blocks pass ruff with the project's rules (imports sorted, no unused
     names), so that they can be pasted as they are."""
-    eval_example.set_config(line_length=100, isort=True, ruff_ignore=["E501"],
-                            target_version="py310")
+    eval_example.set_config(line_length=100, ruff_line_length=100, isort=True,
+                            target_version="py310",
+                            ruff_ignore=["RUF001", "RUF002", "RUF003"])  # as pyproject's
     failures = []
     for chain in CHAINS:
         for block in chain.blocks:
@@ -271,3 +275,71 @@ def test_python_blocks_are_ruff_clean(eval_example: EvalExample) -> None:
                 except pytest.fail.Exception as exc:
                     failures.append(f"{block.where}: {exc}")
     assert not failures, "\n".join(failures)
+
+
+# --- what the prose says: links, options, figures ----------------------------------------------
+
+NOT_CLI_FLAGS = {
+    "--help",  # every command (click's own)
+    "--index-url",  # pip
+    "--strict", "--site-dir",  # mkdocs
+    "--lc-python", "--cache", "--sets", "--out", "--format",  # benchmark scripts, plots.py
+}
+
+
+def cli_options() -> set[str]:
+    """Every option of every `minilm-qdrant` command (and of the group)."""
+    import typer
+
+    (script,) = entry_points(group="console_scripts", name="minilm-qdrant")
+    group = typer.main.get_command(sys.modules[script.load().__module__].app)
+    found: set[str] = set()
+    for command in [group, *getattr(group, "commands", {}).values()]:
+        for param in command.params:
+            found.update(o for o in (*param.opts, *param.secondary_opts) if o.startswith("--"))
+    return found
+
+
+def test_every_option_the_pages_name_exists() -> None:
+    """An option named anywhere in the README or the docs (`--sync`, `--cached`...) is an
+    option of the CLI (or of a tool listed in NOT_CLI_FLAGS)."""
+    known = cli_options() | NOT_CLI_FLAGS
+    unknown = {f"{page.relative_to(ROOT)}: {flag}"
+               for page in PAGES
+               for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", page.read_text("utf-8"))
+               if flag not in known}
+    assert not unknown, "\n".join(sorted(unknown))
+
+
+def test_readme_links_resolve() -> None:
+    """The README's relative links name files that exist (the site checks its own links with
+    `mkdocs build --strict`)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [target for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+               if "://" not in target and not (ROOT / target).exists()]
+    assert not missing, missing
+
+
+def test_every_plot_is_captioned_with_its_machine_and_date() -> None:
+    """docs/performance.md shows every figure benchmarks/plots.py draws, each followed by a
+    caption naming the machine and date the figure's own caption (from its JSON) names; and
+    every figure draws."""
+    pytest.importorskip("matplotlib")  # the `docs` extra
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plots", ROOT / "benchmarks" / "plots.py")
+    assert spec is not None and spec.loader is not None
+    plots = importlib.util.module_from_spec(spec)
+    sys.modules["plots"] = plots  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(plots)
+    finally:
+        del sys.modules["plots"]
+    page = " ".join((ROOT / "docs" / "performance.md").read_text(encoding="utf-8").split())
+    for figure in plots.FIGURES:
+        image = f"](plots/{figure.name}.svg)"
+        assert image in page, f"performance.md does not show {figure.name}"
+        machine_and_date = figure.caption().rsplit("; ", 1)[0]
+        following = page[page.index(image):][:400]
+        assert f"*{machine_and_date};" in following, (figure.name, machine_and_date)
+        assert plots.render(figure).startswith(b"<?xml")
