@@ -50,7 +50,7 @@ def guide() -> str:
         f"{i}, note its temperature of {18 + i % 9} degrees and its rise of {i * 3} percent, "
         f"and compare loaf {i} with loaf {i - 1} before changing {TOPICS[(i * 3) % 8]}. "
         "Bakers who keep such notes learn how flour, water and time shape the bread."
-        for i in range(90))
+        for i in range(36))
 
 
 def write_corpus(folder: Path) -> Path:
