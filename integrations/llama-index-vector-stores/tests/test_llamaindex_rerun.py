@@ -27,7 +27,7 @@ from llama_index.core import (
 from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.readers.base import BaseReader
-from llama_index.core.schema import TextNode
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from llama_index.vector_stores.minilm import MiniLMVectorStore
@@ -78,7 +78,7 @@ def run_child(docs: Path, path: str, *queries: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, str(CHILD), str(docs), path, *queries], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_quick_start_three_processes_then_an_edit(tmp_path: Path, path: str) -> None:
@@ -276,6 +276,10 @@ def test_random_node_ids_are_stored_under_derived_ones(
     store.delete_nodes(node_ids=[again.node_id])
     assert store.client.count() == 0
     assert store.add([TextNode(text=CATS, id_="mine")]) == ["mine"]
+    # a document that happens to be called as the node: its nodes leave the node alone
+    store.add([TextNode(text=PARROTS, relationships={
+        NodeRelationship.SOURCE: RelatedNodeInfo(node_id="mine", hash="v1")})])
+    assert texts(store) == sorted([CATS, PARROTS])
 
 
 def test_a_rerun_clears_duplicates_older_versions_left(

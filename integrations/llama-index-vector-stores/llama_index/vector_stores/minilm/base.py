@@ -324,8 +324,8 @@ class _Stored:
         node = self.node
         saved = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
         extra = {k: saved[k] for k in NODE_KEYS if k in saved}
-        if node.source_node is None:  # a node that is its own document (as LlamaIndex's
-            extra["ref_doc_id"] = self.given_id  # ingestion pipeline takes it)
+        if node.source_node is None and isinstance(node, NodeDocument):  # its own document
+            extra["ref_doc_id"] = self.given_id  # (as LlamaIndex's ingestion pipeline takes it)
         if self.key is not None:
             extra[DOC_KEY] = self.key
         if self.given_id != node.node_id:
