@@ -3,7 +3,9 @@
 `MiniLMVectorStore` is a LangChain vector store over a minilm-qdrant collection on the
 embedded Qdrant Edge store: texts go in through the core (deterministic ids, BM25 sparse
 vectors beside the dense ones), and the retriever's searches are hybrid, fused inside Qdrant.
-The same collection answers `minilm-qdrant search --path DIR --collection talks`.
+Adding the same texts again leaves the same points (for files that change, LangChain's
+indexing API: see integrations/langchain/README.md). The same collection answers
+`minilm-qdrant search --path DIR --collection talks`.
 Run: ``python examples/langchain_rag.py "your question"``.
 """
 
@@ -26,13 +28,15 @@ QUESTION = "How do I stop users from hijacking my LLM app with malicious instruc
 def main(question: str, path: str | None = None) -> None:
     rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
+        texts = [f"{r['title']} {r['text']}" for r in rows]
+        metadatas = [{"speaker": r["speaker"], "track": r["track"]} for r in rows]
         store = MiniLMVectorStore.from_texts(
-            [f"{r['title']} {r['text']}" for r in rows],
-            MiniLMEmbeddings(model_name="all-MiniLM-L6-v2"),
-            metadatas=[{"speaker": r["speaker"], "track": r["track"]} for r in rows],
+            texts, MiniLMEmbeddings(model_name="all-MiniLM-L6-v2"), metadatas=metadatas,
             ids=[r["id"] for r in rows],
             collection_name="talks", path=path or tmp,  # e.g. "./qdrant_data"
         )
+        print(f"indexed {store.collection.count()} sessions")
+        store.add_texts(texts, metadatas, ids=[r["id"] for r in rows])  # a rerun: same points
         print(f"indexed {store.collection.count()} sessions")
 
         retriever = store.as_retriever(search_kwargs={"k": 3})

@@ -1,10 +1,12 @@
 """Retrieval for a RAG query engine with LlamaIndex, offline on the bundled all-MiniLM-L6-v2.
 
 `MiniLMVectorStore` is a LlamaIndex vector store over a minilm-qdrant collection on the
-embedded Qdrant Edge store: nodes go in through the core (node ids kept, the embeddings
-LlamaIndex made checked against the collection's model, BM25 sparse vectors beside them) and
-the retriever's default search is hybrid, fused inside Qdrant.
-The same collection answers `minilm-qdrant search --path DIR --collection talks`.
+embedded Qdrant Edge store: nodes go in through the core (LlamaIndex's random node ids
+replaced by ids derived from the document, the embeddings LlamaIndex made checked against
+the collection's model, BM25 sparse vectors beside them) and the retriever's default search is
+hybrid, fused inside Qdrant. Indexing again leaves the same points (for folders read with
+SimpleDirectoryReader too: see integrations/llama-index-vector-stores/README.md). The same
+collection answers `minilm-qdrant search --path DIR --collection talks`.
 Run: ``python examples/llamaindex_rag.py "your question"``.
 """
 
@@ -35,10 +37,11 @@ def main(question: str, path: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = MiniLMVectorStore("talks", model_name="all-MiniLM-L6-v2",
                                   path=path or tmp)  # e.g. "./qdrant_data"
-        index = VectorStoreIndex.from_documents(  # embedded once, with the collection's model
-            documents, storage_context=StorageContext.from_defaults(vector_store=store),
-            embed_model=store.embed_model)
-        print(f"indexed {store.client.count()} sessions")
+        for _ in range(2):  # a rerun writes the same points: no duplicates
+            index = VectorStoreIndex.from_documents(  # embedded with the collection's model
+                documents, storage_context=StorageContext.from_defaults(vector_store=store),
+                embed_model=store.embed_model)
+            print(f"indexed {store.client.count()} sessions")
 
         nodes = index.as_retriever(similarity_top_k=3).retrieve(question)
         print(f"\nQ: {question}\n")

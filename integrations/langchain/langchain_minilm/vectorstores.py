@@ -115,11 +115,14 @@ class MiniLMVectorStore(VectorStore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
+        batch_size: int | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Embed and store texts (any iterable, streamed in bounded batches); returns their
         ids: yours, or for a text without one an id derived from the text, so adding the
-        same texts again changes nothing."""
+        same texts again changes nothing. ``batch_size`` (LangChain's indexing API passes
+        it) is accepted and left to the collection, which writes in its own bounded
+        batches."""
         if kwargs:
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
         if isinstance(texts, Sequence):
@@ -152,15 +155,16 @@ class MiniLMVectorStore(VectorStore):
     def delete(
         self, ids: list[str] | None = None, *, filter: Filter = None, **kwargs: Any
     ) -> bool | None:
-        """Delete by your ids, or by ``filter``; ids not stored are ignored. True when
-        something was deleted, False when nothing matched."""
+        """Delete by your ids, or by ``filter``; ids not stored are ignored. True once the
+        store has done it (whether or not anything matched: LangChain's indexing API takes
+        False for a failed delete); a delete that fails raises."""
         if kwargs:
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
         if (ids is None) == (filter is None):
             raise ValueError("give ids or a filter (one of them)")
         where = _filter(filter)
-        deleted = self.collection.delete(ids if where is None else where)  # type: ignore[arg-type]
-        return deleted > 0
+        self.collection.delete(ids if where is None else where)  # type: ignore[arg-type]
+        return True
 
     # --- reads --------------------------------------------------------------------------
 

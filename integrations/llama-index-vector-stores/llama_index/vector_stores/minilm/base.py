@@ -9,16 +9,33 @@ them, and filters address the same keys everywhere). What LlamaIndex needs besid
 
 Queries are embedded by the collection's own model (``is_embedding_query = False``): the
 query text is all the store needs, for the dense side and for BM25 alike.
+
+Reruns never duplicate (see the README, "Reruns, edits and deleted files"): LlamaIndex gives
+documents and nodes random ids, so a node with a random id is stored under an id derived from
+its document's stable key (a non-random ``ref_doc_id``, else the reader's ``file_path``, else
+the document's hash) and its place and text; a document added again replaces its stale nodes
+(those of the same key not written again). The store decides nothing at query time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from llama_index.core.schema import BaseNode, MetadataMode, TextNode
+from llama_index.core.schema import (
+    BaseNode,
+    MetadataMode,
+    NodeRelationship,
+    RelatedNodeInfo,
+    TextNode,
+)
+from llama_index.core.schema import Document as NodeDocument
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     MetadataFilters,
@@ -39,6 +56,36 @@ from minilm_qdrant.engines import Fusion, Mode
 NODE_KEYS = ("_node_content", "_node_type", "ref_doc_id")
 """What LlamaIndex keeps of a node besides its text and metadata (in the payload's extra)."""
 REF_DOC_KEY = "extra.ref_doc_id"
+DOC_KEY = "doc_key"
+"""The stable key of a node's document (in the payload's extra): what a rerun replaces."""
+GIVEN_KEY = "given_id"
+"""The random id LlamaIndex gave a node stored under a derived id (in the payload's extra), so
+the node is still found, and deleted, by the id the caller holds."""
+FILE_PATH = "file_path"
+"""The metadata key LlamaIndex's file readers (``SimpleDirectoryReader``) put a file's path in."""
+FILE_STATS = ("file_size", "last_modified_date", "creation_date")
+"""The reader's metadata that changes when a file is rewritten."""
+NODE_NAMESPACE = uuid.UUID("2c6d0f4e-8a1b-5c3d-9e7f-4b5a6c7d8e9f")
+MAX_SEEN = 65536
+"""Document keys a store remembers writing (least recently written forgotten first)."""
+
+
+@dataclass
+class _Seen:
+    """What a store wrote of one document key: the file stats and document hashes."""
+
+    stamp: tuple[Any, ...]
+    versions: set[str | None]
+
+
+@dataclass
+class _Source:
+    """What one `add` writes of one document key."""
+
+    stable: bool
+    """The key is the document's own id (one document a key), not a file many may share."""
+    stamp: tuple[Any, ...]
+    versions: set[str | None] = field(default_factory=set)
 
 
 class MiniLMVectorStore(BasePydanticVectorStore):
@@ -74,6 +121,8 @@ class MiniLMVectorStore(BasePydanticVectorStore):
 
     _collection: Collection = PrivateAttr()
     _embed_model: MiniLMEmbedding = PrivateAttr()
+    _seen: OrderedDict[str, _Seen] = PrivateAttr(default_factory=OrderedDict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(
         self,
@@ -126,25 +175,61 @@ class MiniLMVectorStore(BasePydanticVectorStore):
     # --- writes -------------------------------------------------------------------------
 
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        """Write nodes through the core; their ids. The embeddings LlamaIndex made (of the
-        node's embed content: its text with the metadata it chose) are used as they are once
-        one is checked against the collection's model (`CollectionMismatch` otherwise); nodes
-        without one are embedded by the core from their text."""
-        given = [n for n in nodes if n.embedding is not None]
-        by_id = {n.node_id: n for n in given}
-        if given:
-            self._collection.upsert(
-                (_document(n) for n in given),
-                vectors={n.node_id: n.embedding for n in given},  # type: ignore[misc]
-                embedded_text=lambda d: by_id[str(d.id)].get_content(MetadataMode.EMBED))
-        bare = [n for n in nodes if n.embedding is None]
-        if bare:
-            self._collection.upsert(_document(n) for n in bare)
-        return [n.node_id for n in nodes]
+        """Write nodes through the core; the ids they are stored under, in order: a node's
+        own id, or for a random one (LlamaIndex's default) an id derived from its document's
+        key, place and text, so the same documents added again write the same points. A
+        document added again replaces its nodes of before that are not written again. The
+        embeddings LlamaIndex made (of the node's embed content: its text with the metadata it
+        chose) are used as they are once one is checked against the collection's model
+        (`CollectionMismatch` otherwise); nodes without one are embedded by the core."""
+        stored, sources = _prepare(nodes)
+        with self._lock:
+            given = [n for n in stored if n.node.embedding is not None]
+            by_id = {n.node.node_id: n.node for n in given}
+            if given:
+                self._collection.upsert(
+                    (n.document() for n in given),
+                    vectors={i: n.embedding for i, n in by_id.items()},  # type: ignore[misc]
+                    embedded_text=lambda d: by_id[str(d.id)].get_content(MetadataMode.EMBED))
+            bare = [n for n in stored if n.node.embedding is None]
+            if bare:
+                self._collection.upsert(n.document() for n in bare)
+            replaced = self._replaced(sources)
+            if replaced:
+                scope = self._collection.scope
+                self._collection.delete(_stale(
+                    replaced, [scope.id_of(n.node.node_id) for n in stored]))
+        return [n.node.node_id for n in stored]
+
+    def _replaced(self, sources: dict[str, _Source]) -> list[str]:
+        """The document keys whose nodes of before this write are stale: a key this store
+        has not written yet (a rerun's first sight of it), or written with other versions of
+        its document (other hashes; for a file, other file stats: a new read of it rather
+        than the next part or batch of the same read)."""
+        replaced = []
+        for key, source in sources.items():
+            seen = self._seen.get(key)
+            same_read = seen is not None and bool(
+                source.versions & seen.versions
+                or (not source.stable and source.stamp == seen.stamp))
+            if same_read:
+                assert seen is not None
+                seen.versions |= source.versions
+                self._seen.move_to_end(key)
+            else:
+                replaced.append(key)
+                self._seen[key] = _Seen(source.stamp, set(source.versions))
+                self._seen.move_to_end(key)
+                while len(self._seen) > MAX_SEEN:
+                    self._seen.popitem(last=False)
+        return replaced
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        """Delete every node of the source document ``ref_doc_id``."""
-        self._collection.delete(_ref_doc([ref_doc_id]))
+        """Delete every node of the source document ``ref_doc_id``: its LlamaIndex document
+        id, or its stable key (a file's ``file_path``)."""
+        with self._lock:
+            self._collection.delete(_ref_doc([ref_doc_id]))
+            self._seen.pop(ref_doc_id, None)
 
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
@@ -160,7 +245,9 @@ class MiniLMVectorStore(BasePydanticVectorStore):
 
     def clear(self) -> None:
         """Delete every node of the collection (the collection and its fingerprint stay)."""
-        self._collection.delete(models.Filter())
+        with self._lock:
+            self._collection.delete(models.Filter())
+            self._seen.clear()
 
     # --- reads --------------------------------------------------------------------------
 
@@ -171,7 +258,12 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         if node_ids == []:
             return []
         if filters is None and node_ids is not None:
-            return [_node(d) for d in self._collection.get(node_ids)]
+            found = {str(d.id): d for d in self._collection.get(node_ids)}
+            missing = [i for i in node_ids if i not in found]
+            if missing:  # ids LlamaIndex gave nodes stored under derived ones
+                for d in self._collection.find(models.Filter(must=[_given(missing)])):
+                    found.setdefault(str(d.extra.get(GIVEN_KEY)), d)
+            return [_node(found[i]) for i in dict.fromkeys(node_ids) if i in found]
         where = _select(self._collection, node_ids, filters)
         return [_node(d) for d in self._collection.find(where)]
 
@@ -220,10 +312,100 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         return await asyncio.to_thread(self.add, nodes, **kwargs)
 
 
-def _document(node: BaseNode) -> Document:
-    saved = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
-    return Document(node.get_content(metadata_mode=MetadataMode.NONE), dict(node.metadata),
-                    id=node.node_id, extra={k: saved[k] for k in NODE_KEYS if k in saved})
+@dataclass
+class _Stored:
+    """A node as it is stored (its id derived where it was random) and what it came as."""
+
+    node: BaseNode
+    given_id: str
+    key: str | None
+
+    def document(self) -> Document:
+        node = self.node
+        saved = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+        extra = {k: saved[k] for k in NODE_KEYS if k in saved}
+        if node.source_node is None and isinstance(node, NodeDocument):  # its own document
+            extra["ref_doc_id"] = self.given_id  # (as LlamaIndex's ingestion pipeline takes it)
+        if self.key is not None:
+            extra[DOC_KEY] = self.key
+        if self.given_id != node.node_id:
+            extra[GIVEN_KEY] = self.given_id
+        return Document(node.get_content(metadata_mode=MetadataMode.NONE), dict(node.metadata),
+                        id=node.node_id, extra=extra)
+
+
+def _prepare(nodes: Sequence[BaseNode]) -> tuple[list[_Stored], dict[str, _Source]]:
+    """Nodes as stored (copies: the caller's nodes are left as they are) and what is written
+    of each document key. Random node ids are replaced, and the relationships between the
+    nodes written together (previous, next, parent, child) follow."""
+    keyed = [(node, *_doc_key(node)) for node in nodes]
+    renamed = {node.node_id: _derived_id(key, node)
+               for node, key, _ in keyed if _is_random(node.node_id)}
+    stored: list[_Stored] = []
+    sources: dict[str, _Source] = {}
+    for node, key, stable in keyed:
+        copy = node.model_copy()
+        copy.id_ = renamed.get(node.node_id, node.node_id)
+        copy.relationships = {r: _renamed(info, renamed) if r != NodeRelationship.SOURCE
+                              else info for r, info in node.relationships.items()}
+        stored.append(_Stored(copy, node.node_id, key))
+        if key is not None:
+            meta = _source_metadata(node)
+            source = sources.setdefault(
+                key, _Source(stable, tuple(meta.get(k) for k in FILE_STATS)))
+            source.versions.add(node.source_node.hash if node.source_node else node.hash)
+    return stored, sources
+
+
+def _doc_key(node: BaseNode) -> tuple[str | None, bool]:
+    """The stable key of a node's document, and whether it is the document's own id: the
+    document id where it is not random (``filename_as_id``, or the caller's), else the file
+    the reader read (``file_path``), else the document's hash (its text and metadata). A
+    node of no document (no source, not a `Document` itself) has none."""
+    source = node.source_node
+    if source is None and not isinstance(node, NodeDocument):
+        return None, False
+    doc_id = source.node_id if source is not None else node.node_id
+    if doc_id and not _is_random(doc_id):
+        return doc_id, True
+    path = _source_metadata(node).get(FILE_PATH)
+    if isinstance(path, str) and path:
+        return path, False
+    version = source.hash if source is not None else node.hash
+    return (f"hash:{version}", False) if version else (None, False)
+
+
+def _source_metadata(node: BaseNode) -> dict[str, Any]:
+    """The metadata of the node's document (what a node parser leaves of it in the node)."""
+    source = node.source_node
+    return {**((source.metadata or {}) if source is not None else {}), **node.metadata}
+
+
+def _derived_id(key: str | None, node: BaseNode) -> str:
+    """A node's id from its document key, its place in the document and its text."""
+    text = node.get_content(metadata_mode=MetadataMode.NONE)
+    name = "\x00".join([key or "", node.get_type(), str(getattr(node, "start_char_idx", None)),
+                        str(getattr(node, "end_char_idx", None)), text])
+    return str(uuid.uuid5(NODE_NAMESPACE, name))
+
+
+def _is_random(node_id: str | None) -> bool:
+    """Whether an id is a random UUID (version 4), as LlamaIndex gives documents and nodes."""
+    try:
+        return node_id is not None and uuid.UUID(node_id).version == 4 and \
+            str(uuid.UUID(node_id)) == node_id
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def _renamed(
+    info: RelatedNodeInfo | list[RelatedNodeInfo], renamed: dict[str, str]
+) -> RelatedNodeInfo | list[RelatedNodeInfo]:
+    if isinstance(info, list):
+        return [_renamed(i, renamed) for i in info]  # type: ignore[misc]
+    if info.node_id in renamed:
+        return info.model_copy(update={"node_id": renamed[info.node_id]})
+    return info
 
 
 def _node(found: Document | Hit) -> BaseNode:
@@ -247,8 +429,33 @@ def _node(found: Document | Hit) -> BaseNode:
 
 
 def _ref_doc(ids: list[str]) -> models.Filter:
-    return models.Filter(must=[models.FieldCondition(key=REF_DOC_KEY,
-                                                     match=models.MatchAny(any=list(ids)))])
+    """Nodes of these documents: by LlamaIndex document id or by stable document key."""
+    return models.Filter(should=[
+        models.FieldCondition(key=key, match=models.MatchAny(any=list(ids)))
+        for key in (REF_DOC_KEY, f"extra.{DOC_KEY}")])
+
+
+def _given(node_ids: list[str]) -> models.FieldCondition:
+    """Nodes stored under derived ids, by the random ids they were given."""
+    return models.FieldCondition(key=f"extra.{GIVEN_KEY}",
+                                 match=models.MatchAny(any=list(node_ids)))
+
+
+def _stale(keys: list[str], written: list[str]) -> models.Filter:
+    """The nodes of these document keys but the points just written. Nodes LlamaIndex wrote
+    before stores kept document keys count too (by file path or document id), so a rerun
+    also clears the duplicates of earlier versions."""
+    match = models.MatchAny(any=list(keys))
+    legacy = models.Filter(
+        must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=f"extra.{DOC_KEY}")),
+              models.Filter(should=[
+                  models.FieldCondition(key=REF_DOC_KEY, match=match),
+                  models.FieldCondition(key=f"metadata.{FILE_PATH}", match=match)])],
+        must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(
+            key="extra._node_type"))])
+    return models.Filter(
+        should=[models.FieldCondition(key=f"extra.{DOC_KEY}", match=match), legacy],
+        must_not=[models.HasIdCondition(has_id=list(written))])
 
 
 def _select(
@@ -259,7 +466,9 @@ def _select(
     documents, all to hold."""
     must: list[Any] = []
     if node_ids is not None:
-        must.append(models.HasIdCondition(has_id=[collection.scope.id_of(i) for i in node_ids]))
+        must.append(models.Filter(should=[
+            models.HasIdCondition(has_id=[collection.scope.id_of(i) for i in node_ids]),
+            _given(node_ids)]))
     metadata = to_qdrant(filters)
     if metadata is not None:
         must.append(metadata)
