@@ -155,16 +155,18 @@ class MiniLMVectorStore(VectorStore):
     def delete(
         self, ids: list[str] | None = None, *, filter: Filter = None, **kwargs: Any
     ) -> bool | None:
-        """Delete by your ids, or by ``filter``; ids not stored are ignored. True once the
-        store has done it (whether or not anything matched: LangChain's indexing API takes
-        False for a failed delete); a delete that fails raises."""
+        """Delete by your ids, or by ``filter``; ids not stored are ignored. True when
+        something was deleted, False when nothing matched (a delete that fails raises).
+        LangChain's indexing API deletes only ids it wrote, so it sees True; a store emptied
+        behind its record manager's back answers False, which it reports as a failed delete:
+        clear the record manager too."""
         if kwargs:
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
         if (ids is None) == (filter is None):
             raise ValueError("give ids or a filter (one of them)")
         where = _filter(filter)
-        self.collection.delete(ids if where is None else where)  # type: ignore[arg-type]
-        return True
+        deleted = self.collection.delete(ids if where is None else where)  # type: ignore[arg-type]
+        return deleted > 0
 
     # --- reads --------------------------------------------------------------------------
 
