@@ -16,7 +16,8 @@ import uuid
 
 import numpy as np
 
-from minilm_qdrant.engines import CollectionOptions, SearchRequest
+from minilm_qdrant.collection import CollectionOptions
+from minilm_qdrant.engines import SearchRequest
 from minilm_qdrant.engines.edge import EdgeEngine
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = EdgeEngine(tmp)
         options = CollectionOptions(full_scan_threshold=1, sparse=None)
-        engine.create("s", docs.shape[1], "dot", {}, options)
+        engine.create("s", docs.shape[1], "dot", {}, options, sparse=False, windows=True)
         for a in range(0, len(docs), 1000):
             part = ids[a:a + 1000]
             engine.upsert("s", part, docs[a:a + 1000], [{}] * len(part))

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minilm_qdrant.engines import CollectionOptions, Engine, SearchRequest
+from minilm_qdrant.collection import CollectionOptions
+from minilm_qdrant.engines import Engine, SearchRequest
 
 BATCH = 1000
 CACHE = Path(__file__).parent / ".cache"
@@ -88,7 +89,7 @@ def worker(kind: str, source: str, n: int, queries: int, on_disk: bool) -> dict[
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         path = str(Path(tmp) / "store")
         engine = _open(kind, path)
-        engine.create("bench", 384, "dot", {}, options)
+        engine.create("bench", 384, "dot", {}, options, sparse=False, windows=True)
         start, n = time.perf_counter(), 0
         for vectors in _batches(source, out["n"]):  # type: ignore[arg-type]
             ids = [str(uuid.UUID(int=i + 1)) for i in range(n, n + len(vectors))]

@@ -84,7 +84,8 @@ def test_optimize_builds_hnsw_with_high_recall(tmp_path) -> None:
     ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(len(vectors))]
     engine = EdgeEngine(tmp_path)
     try:
-        engine.create("v", 384, "dot", {}, CollectionOptions(full_scan_threshold=100, sparse=None))
+        engine.create("v", 384, "dot", {}, CollectionOptions(full_scan_threshold=100),
+                      sparse=False, windows=True)
         for a in range(0, len(ids), 1000):
             engine.upsert("v", ids[a:a + 1000], vectors[a:a + 1000], [{}] * len(ids[a:a + 1000]))
         assert engine.indexed_vectors("v") == 0

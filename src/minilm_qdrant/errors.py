@@ -74,3 +74,15 @@ class DiskFull(MiniLMQdrantError):
 
 class StoreCorrupt(MiniLMQdrantError):
     """An embedded store's files cannot be read: names the file and the ways back."""
+
+
+def require(*modules: str, message: str) -> None:
+    """Fail at once, before any work, where a module of an optional extra is missing: one line,
+    ``message`` with ``{module}`` the missing one (it names the extra to install)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingDependency(message.format(module=module)) from None

@@ -22,7 +22,7 @@ from langchain_qdrant import RetrievalMode
 from qdrant_client import models
 
 from langchain_minilm.embeddings import MiniLMEmbeddings
-from minilm_qdrant import Collection, CollectionMismatch, Hit
+from minilm_qdrant import Collection, CollectionMismatch, Hit, Location
 from minilm_qdrant import Document as CoreDocument
 from minilm_qdrant.collection import DEFAULT_COLLECTION
 from minilm_qdrant.engines import Fusion, Mode
@@ -46,7 +46,8 @@ class MiniLMVectorStore(VectorStore):
     Args:
         embedding: the embeddings; default: the model recorded in an existing collection.
         collection_name: the collection (created, with its fingerprint, when missing).
-        path / url / api_key / client: where it lives (as `Collection`); default in memory.
+        path / url / api_key / client / location: where it lives (as `Collection`; ``location``
+            is all four in one `minilm_qdrant.Location`); default in memory.
         collection: an open core `Collection` to use as it is (then the above are not given).
         retrieval_mode: ``RetrievalMode.HYBRID`` / ``DENSE`` / ``SPARSE`` (or their strings);
             default: the collection's own (hybrid where it has BM25 sparse vectors).
@@ -65,6 +66,7 @@ class MiniLMVectorStore(VectorStore):
         url: str | None = None,
         api_key: str | None = None,
         client: Any | None = None,
+        location: Location | None = None,
         collection: Collection | None = None,
         retrieval_mode: RetrievalMode | str | None = None,
         fusion: Fusion = "dbsf",
@@ -76,13 +78,12 @@ class MiniLMVectorStore(VectorStore):
                 f"MiniLMVectorStore needs MiniLMEmbeddings, not {type(embedding).__name__}: "
                 "its collections are fingerprinted for a minilm-qdrant model"
             )
+        where = location or Location(path, url, api_key, client)
         if collection is None:
             collection = Collection(
                 collection_name, embedding.embedder if embedding is not None else None,
-                path=path, url=url, api_key=api_key, client=client, tenant=tenant,
-                **collection_kwargs,
-            )
-        elif any(v is not None for v in (path, url, api_key, client)) or collection_kwargs:
+                location=where, tenant=tenant, **collection_kwargs)
+        elif where != Location() or location is not None or collection_kwargs:
             raise ValueError("give either collection= or where to open one (path, url...)")
         else:
             if embedding is not None:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from minilm_qdrant.errors import MissingDependency
+from minilm_qdrant.errors import require
 
 TOKEN_BUDGET = 8192
 """Padded tokens per forward pass (rows x longest row): bounds activation memory."""
@@ -58,13 +58,5 @@ ONNX_EXTRA = 'pip install "minilm-qdrant[onnx]"'
 
 def require_onnx(*modules: str, what: str) -> None:
     """Fail in one line, naming the extra, where an ONNX module is not installed."""
-    import importlib
-
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise MissingDependency(
-                f"{what} needs {module}, which is not installed: {ONNX_EXTRA} "
-                "(or choose --backend torch)"
-            ) from None
+    require(*modules, message=f"{what} needs {{module}}, which is not installed: {ONNX_EXTRA} "
+            "(or choose --backend torch)")

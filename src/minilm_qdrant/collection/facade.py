@@ -103,7 +103,8 @@ class Collection:
                       None if tenant is None else check_tenant(tenant))
         self._view = False
         self.backend = backend
-        where = location.shown if engine is None else getattr(engine, "where", "engine")
+        where = location.shown if engine is None or location != Location() \
+            else getattr(engine, "where", "engine")  # a caller's engine, named by the caller
         owned = engine is None and location.client is None  # a caller's stays open
         try:
             opened = engine or location.open(create=create)

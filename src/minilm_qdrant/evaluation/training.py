@@ -18,6 +18,7 @@ from typing import Any
 
 from minilm_qdrant.backends import native_bf16
 from minilm_qdrant.errors import MiniLMQdrantError
+from minilm_qdrant.errors import require as require_extra
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,8 @@ class Settings:
 
 def require() -> None:
     """Refuse at once, in one line, where the 'tune' extra is missing (before any work)."""
-    try:
-        import accelerate  # noqa: F401
-        import datasets  # noqa: F401
-    except ImportError as exc:
-        raise MiniLMQdrantError(
-            f"tuning needs the 'tune' extra ({exc.name} is missing): "
-            'pip install "minilm-qdrant[tune]"') from None
+    require_extra("accelerate", "datasets", message="tuning needs the 'tune' extra ({module} "
+                  'is missing): pip install "minilm-qdrant[tune]"')
 
 
 def train(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minilm_qdrant.errors import InputError, MissingDependency
+from minilm_qdrant.errors import require as require_extra
 
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".rst")
 HTML_SUFFIXES = (".html", ".htm")
@@ -63,12 +64,8 @@ def require(suffixes: set[str]) -> None:
     for names, module, library in ((HTML_SUFFIXES, "html_text", "html-text"),
                                    (PDF_SUFFIXES, "pypdf", "pypdf")):
         if suffixes & set(names):
-            try:
-                __import__(module)
-            except ImportError:
-                raise MissingDependency(
-                    f"reading {names[0]} files needs {library}: pip install "
-                    "\"minilm-qdrant[files]\" (or leave them out with --exclude)") from None
+            require_extra(module, message=f"reading {names[0]} files needs {library}: pip "
+                          "install \"minilm-qdrant[files]\" (or leave them out with --exclude)")
 
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),

@@ -49,7 +49,7 @@ from llama_index.vector_stores.minilm.filters import to_qdrant
 from pydantic import PrivateAttr
 from qdrant_client import models
 
-from minilm_qdrant import Collection, Document, Hit
+from minilm_qdrant import Collection, Document, Hit, Location
 from minilm_qdrant.collection import DEFAULT_COLLECTION
 from minilm_qdrant.engines import Fusion, Mode
 
@@ -105,7 +105,8 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         model_name: the model of a new collection; default: the one an existing collection
             records (else the registry default).
         backend: the core backend that embeds (``torch``, ``onnx``, ``auto``...).
-        path / url / api_key / client: where it lives (as `Collection`); default in memory.
+        path / url / api_key / client / location: where it lives (as `Collection`; ``location``
+            is all four in one `minilm_qdrant.Location`); default in memory.
         collection: an open core `Collection` to use as it is.
         fusion: how hybrid fuses in Qdrant, ``dbsf`` (default) or ``rrf``.
         tenant: confine every node added, read, queried or deleted to this tenant (of a
@@ -134,6 +135,7 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         url: str | None = None,
         api_key: str | None = None,
         client: Any | None = None,
+        location: Location | None = None,
         collection: Collection | None = None,
         fusion: Fusion = "dbsf",
         tenant: str | None = None,
@@ -142,9 +144,9 @@ class MiniLMVectorStore(BasePydanticVectorStore):
         if collection is None:
             embedder = MiniLMEmbedding(model_name, backend=backend).embedder \
                 if model_name else None
-            collection = Collection(collection_name, embedder, path=path, url=url,
-                                    api_key=api_key, client=client, backend=backend,
-                                    tenant=tenant, **collection_kwargs)
+            collection = Collection(collection_name, embedder, backend=backend, tenant=tenant,
+                                    location=location or Location(path, url, api_key, client),
+                                    **collection_kwargs)
         elif tenant is not None:
             collection = collection.tenant(tenant)
         super().__init__(collection_name=collection.name, fusion=fusion)  # type: ignore[call-arg]
