@@ -9,6 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from stores import client, engine_path, location  # noqa: F401  (shared fixtures)
+
 from minilm_qdrant import Embedder
 
 MODEL = "all-MiniLM-L6-v2"
@@ -25,19 +27,6 @@ def embedder() -> Embedder:
 def store(tmp_path) -> str:
     """A path for an embedded store of its own."""
     return str(tmp_path / "store")
-
-
-def engine_path(kind: str, tmp_path) -> str:
-    """A ``path=`` for each real engine: ``edge`` (the embedded default), ``local-path`` (a DIR
-    that already holds a qdrant-client local store keeps opening as one), ``memory``."""
-    if kind == "memory":
-        return ":memory:"
-    path = str(tmp_path / "store")
-    if kind == "local-path":
-        from qdrant_client import QdrantClient
-
-        QdrantClient(path=path).close()
-    return path
 
 
 def index_in_process(embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
@@ -60,12 +49,6 @@ def index_in_process(embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
         return int(exit_.value.code or 0), out.out, out.err
 
     return invoke
-
-
-@pytest.fixture(params=["edge", "local-path", "memory"])
-def location(request: pytest.FixtureRequest, tmp_path) -> str:
-    """A store of its own on each real engine."""
-    return engine_path(request.param, tmp_path)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from stores import client, location, path  # noqa: F401  (the shared store fixtures, tests/stores.py)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from langchain_minilm import MiniLMEmbeddings
-from qdrant_client import QdrantClient
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -24,9 +22,3 @@ def embeddings() -> MiniLMEmbeddings:
     return e
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[QdrantClient]:
-    """qdrant-client's local mode on a store of its own."""
-    c = QdrantClient(path=str(tmp_path / "store"))
-    yield c
-    c.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stores import CATS, PARROTS, RUST, TOPICS
 
 pytest.importorskip("langchain_community")
 pytest.importorskip("langchain_text_splitters")
@@ -22,11 +23,6 @@ from langchain_core.documents import Document
 from langchain_core.indexing import InMemoryRecordManager, RecordManager, index
 from langchain_minilm import MiniLMEmbeddings, MiniLMVectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-CATS = "Cats sleep most of the day, curled up in warm and sunny spots by the window."
-PARROTS = "Parrots can learn to mimic human speech and whole phrases they hear often."
-RUST = "Rust's borrow checker enforces memory safety at compile time, without a garbage collector."
-TOPICS = ["proofing", "hydration", "starter", "scoring", "steam", "crumb", "crust", "flour"]
 
 
 def guide() -> str:
@@ -47,15 +43,6 @@ def docs(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(params=["edge", "local-path"])
-def path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A persistent store of its own on each engine a rerun reopens: Edge and local mode."""
-    from qdrant_client import QdrantClient
-
-    where = str(tmp_path / "store")
-    if request.param == "local-path":
-        QdrantClient(path=where).close()
-    return where
 
 
 def load(folder: Path) -> list[Document]:

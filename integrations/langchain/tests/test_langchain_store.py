@@ -11,7 +11,7 @@ import pytest
 from langchain_core.documents import Document as LCDocument
 from langchain_minilm import MiniLMEmbeddings, MiniLMVectorStore
 from langchain_qdrant import QdrantVectorStore, RetrievalMode
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 from minilm_qdrant import Collection, CollectionMismatch, CollectionNotFound, Document, Embedder
 from minilm_qdrant.inputs import read_documents
@@ -21,14 +21,6 @@ QUESTION = "How should I set M and ef_search on an HNSW index?"
 ANSWER = "s02"  # "Tuning HNSW Graphs for Billion-Scale Vector Indexes"
 
 
-@pytest.fixture(params=["edge", "memory", "local-path"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return ":memory:"
-    path = str(tmp_path / "store")
-    if request.param == "local-path":
-        QdrantClient(path=path).close()
-    return path
 
 
 @pytest.fixture

@@ -3,21 +3,16 @@ what it found: the right passage first, and the same count after indexing again.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from stores import run_example
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "llamaindex_rag.py"
 
 
 def test_example_prints_retrieved_passages(tmp_path: Path) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), "Which talk explains tuning HNSW graph parameters?"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    out = run_example(EXAMPLE, "Which talk explains tuning HNSW graph parameters?",
+                      cwd=tmp_path)
     assert out.count("indexed 36 sessions\n") == 2  # the rerun wrote the same points
     first = out.split("\n[", 1)[1]
     assert "Tobias Lindqvist (Retrieval)" in first.splitlines()[0]

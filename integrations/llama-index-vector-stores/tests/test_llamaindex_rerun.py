@@ -32,15 +32,12 @@ from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from llama_index.vector_stores.minilm import MiniLMVectorStore
 from llama_index.vector_stores.minilm.base import NODE_KEYS
+from stores import CATS, PARROTS, RUST, TOPICS
 
 from minilm_qdrant import Collection, Embedder
 from minilm_qdrant import Document as CoreDocument
 
 CHILD = Path(__file__).with_name("llamaindex_quickstart_child.py")
-CATS = "Cats sleep most of the day, curled up in warm and sunny spots by the window."
-PARROTS = "Parrots can learn to mimic human speech and whole phrases they hear often."
-RUST = "Rust's borrow checker enforces memory safety at compile time, without a garbage collector."
-TOPICS = ["proofing", "hydration", "starter", "scoring", "steam", "crumb", "crust", "flour"]
 
 
 def guide() -> str:
@@ -61,15 +58,6 @@ def write_corpus(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(params=["edge", "local-path"])
-def path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A persistent store of its own on each engine a rerun reopens: Edge and local mode."""
-    from qdrant_client import QdrantClient
-
-    where = str(tmp_path / "store")
-    if request.param == "local-path":
-        QdrantClient(path=where).close()
-    return where
 
 
 def run_child(docs: Path, path: str, *queries: str) -> dict[str, Any]:

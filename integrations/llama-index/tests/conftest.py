@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from stores import client, location  # noqa: F401  (the shared store fixtures, tests/stores.py)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from llama_index.embeddings.minilm import MiniLMEmbedding
-from qdrant_client import QdrantClient
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +20,3 @@ def embed_model() -> MiniLMEmbedding:
     return e
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[QdrantClient]:
-    """qdrant-client's local mode on a store of its own."""
-    c = QdrantClient(path=str(tmp_path / "store"))
-    yield c
-    c.close()
