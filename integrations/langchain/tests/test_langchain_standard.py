@@ -20,7 +20,9 @@ from qdrant_client import QdrantClient
 PARAMS = {"model": "all-MiniLM-L6-v2"}
 
 
-class TestMiniLMEmbeddingsUnit(EmbeddingsUnitTests):
+class _OurEmbeddings:
+    """What both standard embeddings suites are given: our class, the bundled model."""
+
     @property
     def embeddings_class(self) -> type[MiniLMEmbeddings]:
         return MiniLMEmbeddings
@@ -30,14 +32,12 @@ class TestMiniLMEmbeddingsUnit(EmbeddingsUnitTests):
         return PARAMS
 
 
-class TestMiniLMEmbeddingsIntegration(EmbeddingsIntegrationTests):
-    @property
-    def embeddings_class(self) -> type[MiniLMEmbeddings]:
-        return MiniLMEmbeddings
+class TestMiniLMEmbeddingsUnit(_OurEmbeddings, EmbeddingsUnitTests):
+    pass
 
-    @property
-    def embedding_model_params(self) -> dict[str, Any]:
-        return PARAMS
+
+class TestMiniLMEmbeddingsIntegration(_OurEmbeddings, EmbeddingsIntegrationTests):
+    pass
 
 
 class TestVectorStoreEdge(VectorStoreIntegrationTests):
