@@ -129,7 +129,7 @@ class Collection(Lifecycle, Searching):
             self.embedder = self._open(embedder, options or CollectionOptions(), create)
         except BaseException:
             if owned:
-                self.engine.close()
+                self.engine.close(failed=True)
             raise
 
     def __repr__(self) -> str:
@@ -141,13 +141,14 @@ class Collection(Lifecycle, Searching):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(failed=exc[0] is not None)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         """Release the store (and its lock, for embedded stores); a tenant's view leaves it to
-        the handle it came from."""
+        the handle it came from. ``failed`` (as when the ``with`` block raised): an embedded
+        store directory this handle made and left without a point is removed."""
         if not self._view:
-            self.engine.close()
+            self.engine.close(failed=failed)
 
     def tenant(self, name: str) -> Collection:
         """A view of this tenanted collection confined to tenant ``name`` (same store and

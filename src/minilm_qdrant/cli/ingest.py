@@ -17,6 +17,7 @@ from minilm_qdrant.cli.common import (
     PathOpt,
     PoolingOpt,
     Progress,
+    ReadTenantOpt,
     TenantOpt,
     UrlOpt,
     WhereOpt,
@@ -185,7 +186,7 @@ def delete(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     allow_insecure: InsecureOpt = False,
-    tenant: TenantOpt = None,
+    tenant: ReadTenantOpt = None,
 ) -> None:
     """Delete documents by id, or by metadata (--where KEY=VALUE); nothing is re-embedded."""
     with one_line_errors():
