@@ -61,14 +61,14 @@ def exported_dir(path: Path, spec: ModelSpec) -> Path:
     target = cache_root() / export_key(path, spec)
     if (target / FP32_FILE).exists() and (target / INT8_FILE).exists():
         return target
-    from minilm_qdrant.backends import require_onnx
+    from minilm_qdrant.backends import bars_on_a_terminal, require_onnx
 
     require_onnx("onnx", "onnxruntime", what="exporting the model to ONNX")  # before any work
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
         logger.info("exporting %s to ONNX in %s (once)", spec.name, target)
-        with _captured():
+        with _captured(), bars_on_a_terminal():
             export_model(path, work)
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)
