@@ -52,22 +52,20 @@ def index_in_process(embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Write the reliability table and show where it is: the whole suite's run (no paths,
-    no ``-k`` or ``-m``) writes exactly its rows, so a case no test tries any more leaves the
-    table; a partial run updates its rows and keeps the others."""
-    from pathlib import Path
-
-    from faults import ROWS, merge_rows, table_markdown
+    """Leave the run's reliability rows outside the checkout and say where (`reliability`):
+    the whole suite's run (no paths, no ``-k`` or ``-m``) leaves exactly its rows, a partial
+    run merges its rows into those left before. ``python -m tests.reliability`` then writes
+    ``reports/reliability.md`` from them; the test run itself never writes into the checkout."""
+    from faults import ROWS
+    from reliability import save_rows, table_markdown
 
     if not ROWS:
         return
-    out = Path(__file__).resolve().parents[1] / "reports" / "reliability.md"
-    out.parent.mkdir(exist_ok=True)
     config = terminalreporter.config
     whole = (config.args_source == pytest.Config.ArgsSource.TESTPATHS
              and not config.option.keyword and not config.option.markexpr)
-    previous = out.read_text(encoding="utf-8") if out.exists() and not whole else ""
-    text = table_markdown(merge_rows(previous, ROWS))
-    out.write_text(text, encoding="utf-8")
-    terminalreporter.write_sep("=", f"reliability table ({len(ROWS)} rows) -> {out}")
-    terminalreporter.write(text)
+    path = save_rows(ROWS, whole)
+    terminalreporter.write_sep("=", f"reliability rows ({len(ROWS)}) -> {path}")
+    terminalreporter.write(table_markdown(ROWS))
+    terminalreporter.write_line("python -m tests.reliability writes reports/reliability.md "
+                                "from them")

@@ -1,4 +1,4 @@
-"""Fault injection for the reliability tests, and the table the test run writes.
+"""Fault injection for the reliability tests, and `record` for the table of what they tried.
 
 Faults are injected at the HTTP transport only: `FaultInjector` is an `httpx.MockTransport`
 handler and `LoopbackFaults` a real HTTP server on 127.0.0.1. Neither stores anything nor
@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from qdrant_client import QdrantClient
+from reliability import Row
 
 from minilm_qdrant import Collection, Embedder
 from minilm_qdrant.retry import RetryPolicy
@@ -61,59 +62,14 @@ def interrupt_when(proc: Any, sig: int, started: Callable[[], bool],
 # --- the table -------------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    case: str
-    outcome: str
-    expected: int | str
-    observed: int | str
-
-
 ROWS: list[Row] = []
 
 
 def record(case: str, outcome: str, expected: int | str, observed: int | str) -> None:
-    """Add one row to the reliability table the test run writes (see conftest)."""
+    """Add one row to the reliability table (`reliability`: the run leaves its rows outside
+    the checkout; ``python -m tests.reliability`` writes the table). No cell may depend on
+    timing: record a count that does as the rule it satisfied (`within`)."""
     ROWS.append(Row(case, outcome, expected, observed))
-
-
-def table_markdown(rows: list[Row]) -> str:
-    lines = [
-        "# Reliability: faults and bad input tried by the test run",
-        "",
-        "Points afterwards: what the store holds (embedded store) or the distinct point ids "
-        "the fault injector acknowledged (HTTP faults).",
-        "",
-        "| fault or bad input | what happened | points expected | points observed | ok |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        ok = "yes" if _matches(r.expected, r.observed) else "**NO**"
-        outcome = r.outcome.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {r.case} | {outcome} | {r.expected} | {r.observed} | {ok} |")
-    return "\n".join(lines) + "\n"
-
-
-def merge_rows(previous: str, rows: list[Row]) -> list[Row]:
-    """The rows of the table written before (``previous`` markdown), each replaced by this
-    run's row of the same case, then this run's new cases: a run of a few test files updates
-    its rows and keeps the others."""
-    fresh = {r.case: r for r in rows}
-    merged: list[Row] = []
-    for line in previous.splitlines():
-        cells = [c.strip().replace("\\|", "|") for c in line.strip()[1:-1].split(" | ")]
-        if not line.startswith("| ") or len(cells) != 5 or cells[0] == "fault or bad input":
-            continue
-        merged.append(fresh.pop(cells[0], Row(*cells[:4])))
-    return merged + list(fresh.values())
-
-
-def _matches(expected: int | str, observed: int | str) -> bool:
-    """Equal, or inside an expected range written ``low..high``."""
-    low, sep, high = str(expected).partition("..")
-    if sep:
-        return str(observed).isdigit() and int(low) <= int(observed) <= int(high)
-    return str(expected) == str(observed)
 
 
 # --- transport-level fault injector ----------------------------------------------------------

@@ -14,10 +14,11 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 SESSIONS = Path(__file__).resolve().parents[1] / "examples" / "conference.jsonl"
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", *args],
-        cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300,
+        cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=300,
     )
 
 
@@ -142,3 +143,69 @@ def test_help_shows_defaults_and_no_bool_metavars(tmp_path: Path) -> None:
         assert "[default: auto]" in text  # --backend
     index = " ".join(cli("index", "--help", cwd=tmp_path).stdout.split())
     assert "(./qdrant_data)" in index and "the collection's own" in index
+
+
+def test_a_first_demo_prints_no_library_warnings(tmp_path: Path) -> None:
+    """A new user's first run: no ONNX export cached yet (a new HOME), output not a terminal.
+    The export's TracerWarning / UserWarning lines and onnxruntime's advice stay off it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in ENV.items() if k != "MINILM_QDRANT_CACHE"}
+    result = cli("demo", cwd=tmp_path, env={**env, "HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    assert list((home / ".cache" / "minilm-qdrant" / "onnx").iterdir())  # it did export
+    said = result.stdout + result.stderr
+    assert "warn" not in said.lower(), said
+    assert result.stderr == "" and "Indexed 36 sessions" in result.stdout
+
+
+def test_a_missing_model_folder_is_one_line_naming_it(tmp_path: Path) -> None:
+    for args in (["reembed", "--model", "./my-model"],
+                 ["index", str(SESSIONS), "--model", "./my-model"],
+                 ["index", str(SESSIONS), "--model", "models/tuned/v2"]):
+        result = cli(*args, cwd=tmp_path, env={**ENV, "HF_HUB_OFFLINE": "0"})
+        model = args[args.index("--model") + 1]
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"error: model folder {model} does not exist")
+        assert "hf download" not in result.stderr and "Validation" not in result.stderr
+    assert not (tmp_path / "qdrant_data").exists()
+
+
+def test_a_failed_first_index_leaves_no_store(tmp_path: Path) -> None:
+    """Stopped before a point was written (a bad first line, a model that cannot load): the
+    store directory this run made goes; one with a point in it, or there before, stays."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    result = cli("index", str(bad), "--model", "all-MiniLM-L6-v2", cwd=tmp_path)
+    assert result.returncode == 1 and "bad.jsonl:1" in result.stderr
+    assert not (tmp_path / "qdrant_data").exists()
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"hidden_size": 384}')  # no tokenizer, no weights
+    result = cli("index", str(SESSIONS), "--model", str(broken), cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "qdrant_data").exists()
+    late = tmp_path / "late.jsonl"
+    late.write_text('{"text": "fine"}\nnot json\n')  # one document written, then stopped
+    result = cli("index", str(late), "--model", "all-MiniLM-L6-v2", cwd=tmp_path)
+    assert result.returncode == 1 and "1 documents written" in result.stderr
+    assert (tmp_path / "qdrant_data" / "documents").is_dir()
+    result = cli("index", str(bad), "-c", "other", "--model", "all-MiniLM-L6-v2", cwd=tmp_path)
+    assert result.returncode == 1  # an existing store stays as it was, with its collection
+    assert (tmp_path / "qdrant_data" / "documents").is_dir()
+    assert cli("search", "fine", cwd=tmp_path).returncode == 0
+
+
+def test_help_spells_top_k_and_tenant_for_what_each_command_does(tmp_path: Path) -> None:
+    def shown(command: str) -> str:
+        result = cli(command, "--help", cwd=tmp_path)
+        assert result.returncode == 0
+        return " ".join(result.stdout.split())
+
+    search = shown("search")
+    assert "-k, --top-k" in search and "--k " not in search
+    assert "-k, --cutoff" in shown("eval")
+    for reads in ("search", "delete"):  # these never make a collection
+        text = shown(reads)
+        assert "--tenant" in text and "made tenanted" not in text
+    assert "a new one is made tenanted" in shown("index")

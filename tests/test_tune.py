@@ -154,6 +154,7 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_a_rerun_resumes(data: Path, tmp_pa
     assert not (out / "model.safetensors").exists()
     done = subprocess.run([*args, "--json"], env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    assert "Computing widget examples" not in done.stderr  # no progress bar off a terminal
     assert json.loads(done.stdout.splitlines()[-1])["resumed"] is True
     assert (out / "model.safetensors").exists()
     record("SIGINT during tune (after a complete checkpoint); rerun",

@@ -148,6 +148,10 @@ def locate(name: str, spec: ModelSpec | None = None) -> Path:
     if Path(name).expanduser().is_dir():
         return Path(name).expanduser().resolve()
     spec = spec or lookup(name)
+    if spec is None and looks_like_path(name):  # meant as a folder: no hub id to try
+        where = Path(name).expanduser().absolute()
+        state = "is not a folder" if where.exists() else "does not exist"
+        raise ModelNotFound(f"model folder {name} {state} ({where})")
     looked: list[str] = [f"local directory {name!r}: does not exist"]
     if spec is not None and spec.offline_package:
         try:
@@ -190,6 +194,14 @@ def locate(name: str, spec: ModelSpec | None = None) -> Path:
         f"Model {name!r} is not available. Looked in: " + "; ".join(looked)
         + ". To fix: " + "; ".join(fixes) + "."
     )
+
+
+def looks_like_path(name: str) -> bool:
+    """A model name meant as a folder, never a hub id (``org/name``): it starts with ``.``,
+    ``~`` or a separator, holds a backslash or more than one ``/``, or names a drive."""
+    if name.startswith((".", "~", "/", "\\", os.sep)) or "\\" in name or name.count("/") > 1:
+        return True
+    return len(name) > 2 and name[1] == ":" and name[2] in "/\\"  # C:\models\m
 
 
 def _safetensors_only() -> bool:

@@ -4,7 +4,9 @@ batches and the ONNX extra's check. The backends import this, never the package 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,6 +16,27 @@ from minilm_qdrant.errors import require
 
 TOKEN_BUDGET = 8192
 """Padded tokens per forward pass (rows x longest row): bounds activation memory."""
+
+
+@contextmanager
+def bars_on_a_terminal() -> Iterator[None]:
+    """transformers' "Loading weights" bar while loading a model: on a terminal only (a log or
+    a pipe gets none); its setting is put back after."""
+    from transformers.utils import logging as hf_logging
+
+    if sys.stderr.isatty() or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
+    hub_off = are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+        if hub_off:
+            disable_progress_bars()
 
 
 @dataclass(frozen=True)

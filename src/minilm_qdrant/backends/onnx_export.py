@@ -17,6 +17,9 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +61,46 @@ def exported_dir(path: Path, spec: ModelSpec) -> Path:
     target = cache_root() / export_key(path, spec)
     if (target / FP32_FILE).exists() and (target / INT8_FILE).exists():
         return target
-    from minilm_qdrant.backends.base import require_onnx
+    from minilm_qdrant.backends.base import bars_on_a_terminal, require_onnx
 
     require_onnx("onnx", "onnxruntime", what="exporting the model to ONNX")  # before any work
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
         logger.info("exporting %s to ONNX in %s (once)", spec.name, target)
-        export_model(path, work)
+        with _captured(), bars_on_a_terminal():
+            export_model(path, work)
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)
         os.replace(work, target)  # atomic: a reader never sees a half-written directory
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+@contextmanager
+def _captured() -> Iterator[None]:
+    """Keep the export's own chatter off the user's terminal: torch's TracerWarning and
+    UserWarning lines, onnxruntime's root-logger advice ("consider pre-processing"). What it
+    said is logged at debug level (``minilm-qdrant -v`` shows it) once the export is over."""
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers = [Keep()]  # also keeps logging.warning() from installing a stderr handler
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        root.handlers = handlers
+    said += [f"{w.category.__name__}: {w.message}" for w in caught]
+    for line in said:
+        logger.debug("ONNX export: %s", line.splitlines()[0] if line else line)
 
 
 def export_model(src: Path, out: Path) -> None:

@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from minilm_qdrant.backends.base import TOKEN_BUDGET, Encoded, token_batches
+from minilm_qdrant.backends.base import (
+    TOKEN_BUDGET,
+    Encoded,
+    bars_on_a_terminal,
+    token_batches,
+)
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 
@@ -38,13 +43,14 @@ class TorchBackend:
                 "Convert them to safetensors, or set MINILM_QDRANT_ALLOW_PICKLE=1 if you trust "
                 "them."
             )
-        transformer = Transformer(
-            str(path),
-            max_seq_length=spec.max_tokens,
-            model_kwargs={"use_safetensors": has_safetensors, "trust_remote_code": False},
-            config_kwargs={"trust_remote_code": False},
-            processor_kwargs={"trust_remote_code": False},
-        )
+        with bars_on_a_terminal():
+            transformer = Transformer(
+                str(path),
+                max_seq_length=spec.max_tokens,
+                model_kwargs={"use_safetensors": has_safetensors, "trust_remote_code": False},
+                config_kwargs={"trust_remote_code": False},
+                processor_kwargs={"trust_remote_code": False},
+            )
         modules = [transformer, Pooling(spec.dim, pooling_mode=spec.pooling)]
         if spec.normalize:
             modules.append(Normalize())

@@ -66,6 +66,8 @@ PrefetchOpt = Annotated[int, typer.Option(
 TenantOpt = Annotated[str | None, typer.Option(
     "--tenant", help="Confine everything to this tenant's documents (a tenanted collection; "
     "a new one is made tenanted).")]
+ReadTenantOpt = Annotated[str | None, typer.Option(
+    "--tenant", help="Confine everything to this tenant's documents (a tenanted collection).")]
 WhereOpt = Annotated[list[str] | None, typer.Option(
     "--where", help="Metadata filter KEY=VALUE (repeatable, all must match; VALUE as JSON "
     "when it parses: 3, true, \"x\").")]

@@ -15,6 +15,7 @@ from minilm_qdrant.cli.common import (
     PathOpt,
     PoolingOpt,
     Progress,
+    ReadTenantOpt,
     TenantOpt,
     WhereOpt,
     app,
@@ -185,7 +186,7 @@ def delete(
     ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
     where: WhereOpt = None,
     collection: CollectionOpt = DEFAULT_COLLECTION,
-    tenant: TenantOpt = None,
+    tenant: ReadTenantOpt = None,
     *, location: Location,
 ) -> None:
     """Delete documents by id, or by metadata (--where KEY=VALUE); nothing is re-embedded."""

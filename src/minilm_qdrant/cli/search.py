@@ -20,6 +20,7 @@ from minilm_qdrant.cli.common import (
     PoolingOpt,
     PrefetchOpt,
     Progress,
+    ReadTenantOpt,
     TenantOpt,
     UrlOpt,
     WhereOpt,
@@ -51,7 +52,7 @@ def search(
     ] = None,
     pooling: PoolingOpt = None,
     backend: BackendOpt = "auto",
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
     exact: Annotated[bool, typer.Option("--exact", help="Exact search (no HNSW).")] = False,
     hnsw_ef: Annotated[
@@ -64,7 +65,7 @@ def search(
         "--diversity", min=0.0, max=1.0, help="MMR in Qdrant: 0 relevance only, 1 diversity.")
     ] = 0.0,
     where: WhereOpt = None,
-    tenant: TenantOpt = None,
+    tenant: ReadTenantOpt = None,
     *, location: Location,
 ) -> None:
     """Search a collection (hybrid by default); higher score = closer (see README)."""
@@ -110,7 +111,8 @@ def eval_(
     allow_insecure: InsecureOpt = False,
     collection: Annotated[str | None, typer.Option(
         "--collection", "-c", help="Collection name.", show_default="beir-DIRNAME")] = None,
-    k: Annotated[int, typer.Option("--k", min=1, help="Cutoff of NDCG, Recall and MRR.")] = 10,
+    k: Annotated[int, typer.Option(
+        "-k", "--cutoff", min=1, help="Cutoff of NDCG, Recall and MRR.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     mode: ModeOpt = None,
     fusion: FusionOpt = "dbsf",

@@ -117,7 +117,7 @@ class Collection:
                 retry_policy=retry_policy or retry.RetryPolicy(), batch_size=batch_size)
         except BaseException:
             if owned:
-                opened.close()
+                opened.close(failed=True)
             raise
         self.max_batch_bytes = max_batch_bytes if max_batch_bytes is not None else \
             None if opened.in_process else MAX_BATCH_BYTES
@@ -194,13 +194,14 @@ class Collection:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(failed=exc[0] is not None)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         """Release the store (and its lock, for embedded stores); a tenant's view leaves it to
-        the handle it came from."""
+        the handle it came from. ``failed`` (as when the ``with`` block raised): an embedded
+        store directory this handle made and left without a point is removed."""
         if not self._view:
-            self.engine.close()
+            self.engine.close(failed=failed)
 
     def tenant(self, name: str) -> Collection:
         """A view of this tenanted collection confined to tenant ``name`` (same store and

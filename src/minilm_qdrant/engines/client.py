@@ -260,7 +260,7 @@ class ClientEngine:
             collection_name=other, alias_name=name)))
         self.client.update_collection_aliases(change_aliases_operations=ops)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self.client.close()
 
 

@@ -38,11 +38,13 @@ from minilm_qdrant.engines import (
 )
 from minilm_qdrant.engines.diskspace import check_open
 from minilm_qdrant.engines.edge_files import (
+    LOCK_FILE,
     acquire,
     engine_faults,
     exchange,
     read_meta,
     release,
+    sole_user,
     write_json_atomic,
 )
 from minilm_qdrant.engines.edge_requests import (
@@ -80,6 +82,8 @@ class EdgeEngine:
                 f"there is no embedded store at {self.root}; index documents into it first "
                 "(minilm-qdrant index FILE --path DIR), or give the right --path."
             )
+        self._made = not self.root.exists()
+        """This engine made the store directory (a failed first run removes it: `close`)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._key: str | None = acquire(self.root)
         self._shards: dict[str, qe.EdgeShard] = {}
@@ -310,14 +314,31 @@ class EdgeEngine:
                 shard.close()
         exchange(self._dir(name), self._dir(other))
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """Flush and release the store. ``failed``: a store directory that this engine made
+        and that holds nothing but its empty collections is removed (a failed first run leaves
+        no store behind); one with a point in it, or made before, is kept."""
+        discard = failed and self._made and self._key is not None and sole_user(self._key) \
+            and self._holds_nothing()
         shards, self._shards = self._shards, {}
         for shard in shards.values():
             shard.flush()
             shard.close()
         if self._key is not None:
+            if discard:  # under the lock, so no other process opens it meanwhile
+                shutil.rmtree(self.root, ignore_errors=True)
             release(self._key)
             self._key = None
+
+
+    def _holds_nothing(self) -> bool:
+        """Only the lock file and collections without a point."""
+        try:
+            return all(entry.name == LOCK_FILE or (
+                entry.is_dir() and (self._meta(entry.name) is None or not self.count(entry.name))
+            ) for entry in self.root.iterdir())
+        except Exception:  # noqa: BLE001 - unsure: keep the store
+            return False
 
 
 def _edge_version() -> str:

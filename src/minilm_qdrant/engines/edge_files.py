@@ -57,6 +57,12 @@ def acquire(root: Path) -> str:
         return key
 
 
+def sole_user(key: str) -> bool:
+    """Whether one user in this process holds the store's lock (the caller)."""
+    with _locks_guard:
+        return key in _locks and _locks[key][1] == 1
+
+
 def release(key: str) -> None:
     with _locks_guard:
         fd, users = _locks.pop(key)

@@ -8,6 +8,8 @@ default), so Ctrl-C loses at most that and a rerun resumes from the last one.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import sys
@@ -99,10 +101,14 @@ def train(
                 self.last = time.monotonic()
             return control
 
-    trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), loss=loss,
-        callbacks=[EveryMinute()],
-    )
+    # Its model card draws a "Computing widget examples" bar on any stream: a terminal only.
+    shown = contextlib.nullcontext() if sys.stderr.isatty() else \
+        contextlib.redirect_stderr(io.StringIO())
+    with shown:
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(rows), loss=loss,
+            callbacks=[EveryMinute()],
+        )
     trainer.remove_callback(PrinterCallback)  # figures are ours to report
     last = last_complete(checkpoints)
     began = time.perf_counter()
