@@ -1,5 +1,6 @@
 """The fingerprint: what a collection records of how its points were made (the model, the BM25
-settings, how texts were cut into windows, whether it is tenanted).
+settings, how texts were cut into windows, whether it is tenanted, how its vectors are
+quantized).
 
 It is written when a collection is created and read back, checked against the vectors the
 collection really has, whenever one is opened or pushed, so that every handle embeds, encodes
@@ -11,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from minilm_qdrant.engines import CollectionInfo
+from minilm_qdrant.engines import QUANTIZATIONS, CollectionInfo, Quantization
 from minilm_qdrant.errors import CollectionMismatch
 from minilm_qdrant.sparse import Bm25Settings
 from minilm_qdrant.windows import WindowSettings
 
 FINGERPRINT_KEY = "minilm_qdrant_fingerprint"
 """The collection metadata key that holds the fingerprint."""
-_PARTS = ("sparse", "windows", "tenants", "origins")
+_PARTS = ("sparse", "windows", "tenants", "origins", "quantization")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Fingerprint:
     origins: bool = False
     """Folder syncs mark what they write (`documents.ORIGIN_KEY`); False: a collection made
     before the mark, whose synced documents are recognised by their file metadata."""
+    quantization: Quantization | None = None
+    """The pooled vectors' quantized copy (``int8``, ``binary``), so that every handle sends
+    rescoring parameters with its searches and a push or reembed makes the same; None: not
+    quantized (and every collection made before it was recorded)."""
 
     def as_metadata(self) -> dict[str, Any]:
         """The collection metadata that records it."""
@@ -48,6 +53,8 @@ class Fingerprint:
             record["tenants"] = True
         if self.origins:
             record["origins"] = True
+        if self.quantization is not None:
+            record["quantization"] = self.quantization
         return {FINGERPRINT_KEY: record}
 
     @classmethod
@@ -72,12 +79,19 @@ class Fingerprint:
                 f"Collection {name!r} at {where} records BM25 settings but has no 'bm25' "
                 "sparse vector; it was not made by this version: re-index it."
             )
+        quantization = stored.get("quantization")
+        if quantization is not None and quantization not in QUANTIZATIONS:
+            raise CollectionMismatch(
+                f"Collection {name!r} at {where} records quantization {quantization!r}, which "
+                f"this version does not know ({', '.join(QUANTIZATIONS)}): upgrade "
+                "minilm-qdrant to open it.")
         return cls(
             model={k: v for k, v in stored.items() if k not in _PARTS},
             sparse=None if sparse is None else Bm25Settings.from_dict(sparse),
             windows=None if windows is None else WindowSettings.from_dict(windows),
             tenants=bool(stored.get("tenants")),
             origins=bool(stored.get("origins")),
+            quantization=quantization,
         )
 
     def mismatch(self, info: CollectionInfo, mine: dict[str, Any]) -> bool:

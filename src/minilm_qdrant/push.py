@@ -1,8 +1,9 @@
 """`push`: copy a collection from the embedded store to a Qdrant server or cluster.
 
 Ids, dense, window and BM25 sparse vectors, payloads, payload indexes and the fingerprint are
-copied as stored (nothing is re-embedded or re-encoded); points stream in count- and byte-bounded
-batches, each retried like an ingest batch. Point ids are kept, so a rerun after an
+copied as stored (nothing is re-embedded or re-encoded; a quantized source makes its new target
+quantized the same way); points stream in count- and byte-bounded batches, each retried like an
+ingest batch. Point ids are kept, so a rerun after an
 interruption completes the copy without duplicates. It ends comparing counts. A new target
 stores window vectors as ``options.window_datatype`` says (float16 unless chosen).
 """
@@ -50,6 +51,8 @@ class PushReport:
     source_count: int = 0
     target_count: int = 0
     seconds: float = 0.0
+    quantization: str | None = None
+    """The source's quantization (its fingerprint's), which a new target is made with."""
 
     @property
     def ok(self) -> bool:
@@ -74,8 +77,8 @@ def push(
     """Copy ``collection`` from the store at ``path`` to ``url`` (or a local store ``to_path``).
 
     The target collection (``to_collection``, default the same name) is created with the
-    source's size, distance and fingerprint (and ``options``: shards, replicas...), or, when it
-    exists, validated against them: a target made for another model raises
+    source's size, distance and fingerprint (its quantization too) and ``options`` (shards,
+    replicas...), or, when it exists, validated against them: a target made for another model raises
     `CollectionMismatch` before anything is written.
     """
     if (url is None) == (to_path is None):
@@ -101,6 +104,7 @@ def push(
             raise CollectionNotFound(f"Collection {collection!r} does not exist at {path}.")
         stored = Fingerprint.read(info, collection, path)  # only collections made by us
         fingerprint = info.metadata[FINGERPRINT_KEY]  # travels as it is
+        report.quantization = stored.quantization
         there = Location(url=url, api_key=api_key, allow_insecure=allow_insecure) if url \
             else Location(client=connect(path=to_path))  # a local path: qdrant-client's mode
         target: Engine = there.open()

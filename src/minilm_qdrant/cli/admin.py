@@ -19,6 +19,7 @@ from minilm_qdrant.cli.common import (
     app,
     clean_stop,
     one_line_errors,
+    quantized,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, CollectionOptions
 from minilm_qdrant.embedder import Embedder
@@ -69,10 +70,11 @@ def push(
                 batch_size=batch_size, allow_insecure=allow_insecure, on_progress=bar,
             )
         indexes = ", payload indexes: " + ", ".join(report.indexes) if report.indexes else ""
+        created = f" (created the target{quantized(report.quantization)})" \
+            if report.created else ""
         typer.echo(
             f"Pushed {report.copied} points from {report.source} to {report.target} in "
-            f"{report.batches} batches, {report.seconds:.1f}s"
-            f"{' (created the target)' if report.created else ''}"
+            f"{report.batches} batches, {report.seconds:.1f}s{created}"
             f"{indexes}"
             f"{f', {report.retries} retries' if report.retries else ''}."
         )

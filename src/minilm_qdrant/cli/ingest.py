@@ -15,6 +15,7 @@ from minilm_qdrant.cli.common import (
     PathOpt,
     PoolingOpt,
     Progress,
+    QuantizationOpt,
     ReadTenantOpt,
     TenantOpt,
     WhereOpt,
@@ -25,7 +26,10 @@ from minilm_qdrant.cli.common import (
     make_embedder,
     one_line_errors,
     open_collection,
+    parse_quantization,
     parse_where,
+    quantization_note,
+    quantized,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, CollectionOptions, UpsertReport
 from minilm_qdrant.engines.diskspace import room_for
@@ -61,6 +65,7 @@ def index(
     dense_only: Annotated[bool, typer.Option(
         "--dense-only", help="A new collection without BM25 sparse vectors (no hybrid).")
     ] = False,
+    quantization: QuantizationOpt = "none",
     force: Annotated[bool, typer.Option(
         "--force", help="Embed every document, even those already stored unchanged.")
     ] = False,
@@ -90,7 +95,9 @@ def index(
                 raise InputError(f"{inputs.printable(each)}: no such file or folder")
         # no --model: the collection's own model, or the registry default for a new one
         embedder = make_embedder(model, pooling, backend)
-        options = CollectionOptions(sparse=None) if dense_only else None
+        asked = parse_quantization(quantization)
+        options = CollectionOptions(quantization=asked) if not dense_only \
+            else CollectionOptions(sparse=None, quantization=asked)
         bar = Progress(None, "doc", "indexing")
 
         def stopped() -> str:
@@ -101,6 +108,8 @@ def index(
             backend=backend, options=options, tenant=tenant,
             max_request_bytes=max_request_bytes,
         ) as col, bar:
+            if quantization != "none":  # asked, of a collection that may exist already
+                quantization_note(col, asked)
             for each in paths:
                 if not each.is_dir() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
                     # a pipe (a FIFO, `<(...)`) streams documents like a file
@@ -160,8 +169,9 @@ def _say(col: Collection, what: str, report: UpsertReport, counts: dict[str, int
          counted_unchanged: bool = False) -> None:
     points = col.count()
     typer.echo(
-        f"{what} into {col.name!r} ({col.where}) with {col.embedder.spec.name} in "
-        f"{report.seconds:.1f}s; collection now holds {points} points; {report.tokens:,} "
+        f"{what} into {col.name!r} ({col.where}) with {col.embedder.spec.name}"
+        f"{quantized(col.quantization)} in {report.seconds:.1f}s; collection now holds "
+        f"{points} points; {report.tokens:,} "
         f"tokens embedded, padding {report.padding_waste:.1%}."
     )
     extras = {

@@ -20,6 +20,7 @@ from minilm_qdrant.cli.common import (
     PoolingOpt,
     PrefetchOpt,
     Progress,
+    QuantizationOpt,
     ReadTenantOpt,
     TenantOpt,
     UrlOpt,
@@ -33,10 +34,13 @@ from minilm_qdrant.cli.common import (
     open_collection,
     parse_fusion,
     parse_mode,
+    parse_quantization,
     parse_where,
+    quantization_note,
+    quantized,
     shorten,
 )
-from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection
+from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, CollectionOptions
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines.location import Location
 from minilm_qdrant.models import DEFAULT_MODEL
@@ -118,10 +122,13 @@ def eval_(
     fusion: FusionOpt = "dbsf",
     prefetch: PrefetchOpt = 100,
     tenant: TenantOpt = None,
+    quantization: QuantizationOpt = "none",
 ) -> None:
     """Measure retrieval quality on a BEIR data set through the real index and search path
-    (with --tenant: indexed as, and searched by, that tenant of a tenanted collection)."""
+    (with --tenant: indexed as, and searched by, that tenant of a tenanted collection; with
+    --quantization: into a quantized collection)."""
     with one_line_errors():
+        asked = parse_quantization(quantization)
         given = location_of(path, url, api_key, allow_insecure, default_path=None)
         data = beir.load_beir(directory, split)
         for label, n in data.problems.items():
@@ -148,7 +155,10 @@ def eval_(
 
         with clean_stop(stopped, rerun), tempfile.TemporaryDirectory() as tmp, Collection(
             name, embedder, tenant=tenant, location=given if given.url or given.path
-            else Location(path=tmp)) as col, indexed, queried:
+            else Location(path=tmp), options=CollectionOptions(quantization=asked)
+        ) as col, indexed, queried:
+            if quantization != "none":
+                quantization_note(col, asked)
             result = beir.evaluate(
                 col, data, k, indexed, queried,
                 mode=parse_mode(mode), fusion=parse_fusion(fusion), prefetch=prefetch,
@@ -157,16 +167,16 @@ def eval_(
             typer.echo(f"warning: {result.truncated} documents were truncated to the model's "
                        f"limit of {embedder.spec.max_tokens} word pieces (a collection made "
                        "before windows: index into a new --collection)", err=True)
-        figures = result.as_dict()
+        figures = {**result.as_dict(), "quantization": col.quantization or "none"}
         if as_json:
             typer.echo(json.dumps(figures))
             return
         reused = " (reused the existing index)" if result.reused_index else ""
         typer.echo(f"{directory} split {split!r}: {result.queries} queries, "
-                   f"{len(data.doc_ids)} documents, {result.model} ({result.backend}), "
-                   f"{result.mode} search{reused}")
+                   f"{len(data.doc_ids)} documents, {result.model} ({result.backend}"
+                   f"{quantized(col.quantization)}), {result.mode} search{reused}")
         for key, value in figures.items():
-            if key not in ("model", "backend", "queries", "mode"):
+            if key not in ("model", "backend", "queries", "mode", "quantization"):
                 typer.echo(f"  {key:<14} {value}")
 
 

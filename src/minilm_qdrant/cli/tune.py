@@ -18,6 +18,7 @@ from minilm_qdrant.cli.common import (
     located,
     one_line_errors,
     open_collection,
+    quantized,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION
 from minilm_qdrant.engines.location import Location
@@ -120,7 +121,8 @@ def reembed(
             report = col.reembed(embedder, to_collection=to_collection, swap=swap,
                                  on_progress=bar)
         typer.echo(f"Re-embedded {report.points} documents of {report.source!r} with "
-                   f"{report.model} into {report.target!r} ({col.where}) in "
+                   f"{report.model} into {report.target!r} ({col.where}"
+                   f"{quantized(col.quantization)}) in "
                    f"{report.seconds:.1f}s ({report.written} embedded, {report.unchanged} "
                    "already there).")
         if report.swapped:

@@ -29,7 +29,7 @@ from minilm_qdrant.collection.search import Search
 from minilm_qdrant.collection.write import OnRefused, WritePath
 from minilm_qdrant.documents import Document, Hit
 from minilm_qdrant.embedder import Embedder
-from minilm_qdrant.engines import Engine, Fusion, Mode, Sparse
+from minilm_qdrant.engines import Engine, Fusion, Mode, Quantization, Sparse
 from minilm_qdrant.engines.location import Location
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound, InputError
 from minilm_qdrant.fingerprint import FINGERPRINT_KEY
@@ -54,7 +54,9 @@ class Collection:
             an in-memory store. ``path=DIR`` is the embedded Qdrant Edge store (or
             qdrant-client local mode where DIR already holds one); ``path=":memory:"`` works.
         options: settings used when the collection is created (scale; ``sparse``: the BM25
-            settings, default English, or None for a dense-only collection).
+            settings, default English, or None for a dense-only collection; ``quantization``:
+            ``int8`` or ``binary``, recorded in the fingerprint, originals on disk, every
+            search rescored).
         create: create the collection when missing (else `CollectionNotFound`).
         batch_size / max_batch_bytes: ingest batches are bounded by both (batches of
             several points aim at 4 MiB; a long document's point goes alone, up to
@@ -167,6 +169,12 @@ class Collection:
         return self.parts.origins
 
     @property
+    def quantization(self) -> Quantization | None:
+        """How the pooled vectors are quantized (``int8``, ``binary``; the fingerprint's), or
+        None; searches rescore on the originals."""
+        return self.parts.quantization
+
+    @property
     def batch_size(self) -> int:
         return self.parts.batch_size
 
@@ -187,8 +195,9 @@ class Collection:
 
     def __repr__(self) -> str:
         tenant = f", tenant={self.scope.tenant!r}" if self.scope.tenant is not None else ""
+        quantized = f", quantization={self.quantization!r}" if self.quantization else ""
         return (f"Collection({self.name!r}, where={self.where!r}, embedder={self.embedder!r}"
-                f"{tenant})")
+                f"{tenant}{quantized})")
 
     def __enter__(self) -> Collection:
         return self
@@ -253,26 +262,27 @@ class Collection:
         self, query: str, k: int = 10, *, mode: Mode | None = None,
         query_filter: models.Filter | None = None, fusion: Fusion = "dbsf", prefetch: int = 100,
         diversity: float = 0.0, exact: bool = False, hnsw_ef: int | None = None,
-        passages: int | None = None,
+        passages: int | None = None, oversampling: float | None = None,
     ) -> list[Hit]:
         """The k best documents for ``query``, best first (higher score = closer); see
         `Search.search`."""
         return Search(self.parts).search(
             query, k, mode=mode, query_filter=query_filter, fusion=fusion, prefetch=prefetch,
-            diversity=diversity, exact=exact, hnsw_ef=hnsw_ef, passages=passages)
+            diversity=diversity, exact=exact, hnsw_ef=hnsw_ef, passages=passages,
+            oversampling=oversampling)
 
     def search_vector(
         self, vector: np.ndarray | None, k: int = 10, *, sparse: Sparse | None = None,
         mode: Mode | None = None, query_filter: models.Filter | None = None,
         fusion: Fusion = "dbsf", prefetch: int = 100, diversity: float = 0.0,
         exact: bool = False, hnsw_ef: int | None = None, windows: np.ndarray | None = None,
-        passages: int | None = None,
+        passages: int | None = None, oversampling: float | None = None,
     ) -> list[Hit]:
         """Search with already encoded query vectors; see `Search.search_vector`."""
         return Search(self.parts).search_vector(
             vector, k, sparse=sparse, mode=mode, query_filter=query_filter, fusion=fusion,
             prefetch=prefetch, diversity=diversity, exact=exact, hnsw_ef=hnsw_ef,
-            windows=windows, passages=passages)
+            windows=windows, passages=passages, oversampling=oversampling)
 
     def resolve_mode(self, mode: Mode | None) -> Mode:
         """``mode``, or the default; a mode this collection cannot run raises `InputError`."""

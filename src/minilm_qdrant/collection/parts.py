@@ -9,14 +9,14 @@ collection is made (a new `Collection`, and `push` making its target).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from minilm_qdrant import retry
 from minilm_qdrant.collection.options import CollectionOptions
 from minilm_qdrant.documents import Distance
 from minilm_qdrant.embedder import Embedder
-from minilm_qdrant.engines import Engine, ScaleOptions
+from minilm_qdrant.engines import Engine, Quantization, ScaleOptions
 from minilm_qdrant.errors import CollectionMismatch, CollectionNotFound
 from minilm_qdrant.fingerprint import Fingerprint, describe
 from minilm_qdrant.models import DEFAULT_MODEL
@@ -47,6 +47,9 @@ class Parts:
     origins: bool = True
     """Folder syncs mark what they write (`documents.ORIGIN_KEY`); False for a collection made
     before the mark (its synced documents known by their file metadata)."""
+    quantization: Quantization | None = None
+    """The pooled vectors' quantized copy (the fingerprint's): searches rescore on the
+    originals."""
 
     def call(self, fn: Callable[[], Any], what: str,
              on_retry: Callable[[BaseException], None] | None = None) -> Any:
@@ -75,11 +78,12 @@ def open_parts(
         windows = Windows.of(embedder, options.windows) if options.windows is not None \
             else None  # settings and a model without its files fail before anything is made
         made = Fingerprint(embedder.fingerprint, options.sparse,
-                           windows.settings if windows else None, scope.tenanted, origins=True)
+                           windows.settings if windows else None, scope.tenanted, origins=True,
+                           quantization=options.quantization)
         create_collection(engine, name, embedder.spec.dim, embedder.spec.distance, made,
                           options, call)
         return Parts(engine, name, where, embedder, sparse, windows, scope, retry_policy,
-                     batch_size)
+                     batch_size, quantization=made.quantization)
     stored = Fingerprint.read(info, name, where)
     given = embedder is not None
     embedder = embedder or Embedder(
@@ -113,7 +117,7 @@ def open_parts(
     return Parts(engine, name, where, embedder,
                  Bm25Encoder(stored.sparse) if stored.sparse is not None else None,
                  Windows.of(embedder, stored.windows) if stored.windows is not None else None,
-                 scope, retry_policy, batch_size, stored.origins)
+                 scope, retry_policy, batch_size, stored.origins, stored.quantization)
 
 
 def create_collection(
@@ -122,8 +126,10 @@ def create_collection(
     metadata: dict[str, Any] | None = None,
 ) -> None:
     """Make collection ``name`` as ``fingerprint`` records it: its BM25 and window vectors, a
-    tenanted collection's graph per tenant and tenant index. ``metadata``: the fingerprint's
-    record exactly as another store holds it (``push`` copies it as it is)."""
+    tenanted collection's graph per tenant and tenant index, its vectors' quantization.
+    ``metadata``: the fingerprint's record exactly as another store holds it (``push`` copies
+    it as it is)."""
+    options = replace(options, quantization=fingerprint.quantization)
     if fingerprint.tenants:
         options = tenanted_options(options)
     record = metadata if metadata is not None else fingerprint.as_metadata()

@@ -58,9 +58,10 @@ def reembed(
     on_progress: Callable[[int], None] | None = None,
 ) -> ReembedReport:
     """Fill ``to_collection`` (default `target_name`) in ``source``'s store with ``embedder``'s
-    vectors of ``source``'s stored documents (ids, metadata and BM25 settings kept; every
-    window embedded: also the way to move a collection made before windows, with the same
-    model). Exchanging the names is `Collection.swap`'s (``Collection.reembed(swap=True)``)."""
+    vectors of ``source``'s stored documents (ids, metadata, BM25 settings and quantization
+    kept; every window embedded: also the way to move a collection made before windows, with
+    the same model). Exchanging the names is `Collection.swap`'s
+    (``Collection.reembed(swap=True)``)."""
     if source.scope.tenant is not None:
         raise InputError(f"reembed rebuilds every tenant of {source.name!r}: open it with "
                          "all_tenants=True (the CLI's reembed does)")
@@ -73,7 +74,8 @@ def reembed(
     began = time.perf_counter()
     overlap = source.windows.overlap if source.windows else WindowSettings().overlap
     options = CollectionOptions(sparse=source.sparse.settings if source.sparse else None,
-                                windows=WindowSettings(overlap=overlap))  # the new model's size
+                                windows=WindowSettings(overlap=overlap),  # the new model's size
+                                quantization=source.quantization)
     # the same engine (and store lock) as the source: not closed here, the source owns it
     target = open_parts(source.engine, target_label, source.where, embedder, options=options,
                         create=True, scope=Scope(source.scope.tenanted, None),

@@ -46,7 +46,7 @@ class Search:
         self, query: str, k: int = 10, *, mode: Mode | None = None,
         query_filter: models.Filter | None = None, fusion: Fusion = "dbsf", prefetch: int = 100,
         diversity: float = 0.0, exact: bool = False, hnsw_ef: int | None = None,
-        passages: int | None = None,
+        passages: int | None = None, oversampling: float | None = None,
     ) -> list[Hit]:
         """The k best documents for ``query``, best first (higher score = closer).
 
@@ -55,7 +55,10 @@ class Search:
         ``dense`` or ``sparse``. ``diversity`` (0-1) re-ranks the candidates by MMR in the
         engine. ``query_filter`` applies to every stage. ``exact`` scans every dense vector;
         ``hnsw_ef`` widens the HNSW search (recall vs speed). ``passages``: only the first that
-        many hits carry their passage; None: every hit.
+        many hits carry their passage; None: every hit. ``oversampling``: in a quantized
+        collection, how many times its candidates a dense stage scores on the quantized
+        vectors before rescoring them on the originals (None: the quantization's default,
+        `engines.OVERSAMPLING`; ignored in a collection that is not quantized).
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the search query is empty")
@@ -72,7 +75,7 @@ class Search:
         return self.search_vector(
             dense, k, sparse=sparse, mode=mode, query_filter=query_filter, fusion=fusion,
             prefetch=prefetch, diversity=diversity, exact=exact, hnsw_ef=hnsw_ef,
-            windows=windows, passages=passages,
+            windows=windows, passages=passages, oversampling=oversampling,
         )
 
     def search_vector(
@@ -80,7 +83,7 @@ class Search:
         mode: Mode | None = None, query_filter: models.Filter | None = None,
         fusion: Fusion = "dbsf", prefetch: int = 100, diversity: float = 0.0,
         exact: bool = False, hnsw_ef: int | None = None, windows: np.ndarray | None = None,
-        passages: int | None = None,
+        passages: int | None = None, oversampling: float | None = None,
     ) -> list[Hit]:
         """Search with already encoded query vectors (dense and/or BM25 sparse; ``windows``:
         the query's window vectors, default the one dense vector).
@@ -101,6 +104,7 @@ class Search:
             query_filter=self.parts.scope.filter(query_filter),
             exact=exact,
             hnsw_ef=hnsw_ef, windows=windows if self.parts.windows is not None else None,
+            quantization=self.parts.quantization, oversampling=oversampling,
         )
         _check(request)
         points = self.parts.call(lambda: self.parts.engine.search(self.parts.name, request),
@@ -154,6 +158,8 @@ def _check(r: SearchRequest) -> None:
         raise InputError(f"prefetch must be >= 1, got {r.prefetch}")
     if not 0.0 <= r.diversity <= 1.0:
         raise InputError(f"diversity must be between 0 and 1, got {r.diversity}")
+    if r.oversampling is not None and not r.oversampling >= 1.0:
+        raise InputError(f"oversampling must be >= 1, got {r.oversampling}")
 
 
 def _spans(point: StoredPoint) -> int:

@@ -23,8 +23,23 @@ WINDOWS_NAME = "windows"
 """The named multivector holding every window's vector (MaxSim)."""
 Mode = Literal["hybrid", "dense", "sparse"]
 Fusion = Literal["dbsf", "rrf"]
+Quantization = Literal["int8", "binary"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "sparse")
 FUSIONS: tuple[Fusion, ...] = ("dbsf", "rrf")
+QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "binary")
+OVERSAMPLING: dict[Quantization, float] = {"int8": 2.0, "binary": 4.0}
+"""Candidates scored on the quantized vectors, as a multiple of those a stage keeps, that are
+rescored on the originals (benchmarks/quantization.md: recall@10 against exact fp32 search)."""
+BINARY_ENCODING = "two_bits"
+"""Bits a component of a ``binary`` collection: ``one_bit``, ``one_and_half_bits`` or
+``two_bits`` (Qdrant's encodings; fewer than 1,024 dimensions lose too much at one bit:
+benchmarks/quantization.md)."""
+BINARY_QUERY_ENCODING = "scalar8bits"
+"""How a ``binary`` collection's query is compared: ``scalar8bits`` (asymmetric: the query in
+8 bits against the stored bits) or ``default`` (the query in the stored bits)."""
+QUANTILE = 0.99
+"""int8: the share of each component's values that sets its range (outliers clipped), as
+Qdrant's documentation recommends."""
 
 
 class Sparse(Protocol):
@@ -55,8 +70,14 @@ class ScaleOptions:
     ``hnsw_m=0``: no global graph, every search inside one tenant)."""
     full_scan_threshold: int | None = None
     """KB of vectors under which a segment is searched by full scan instead of HNSW."""
-    quantization: Literal["int8"] | None = None
-    """Scalar int8 quantisation of the stored vectors (originals kept for rescoring)."""
+    quantization: Quantization | None = None
+    """A quantized copy of the pooled dense vectors in RAM, searched first, the originals on
+    disk (unless ``on_disk=False``) for rescoring: ``int8`` (scalar, 4x smaller) or ``binary``
+    (2 bits a component, 16x smaller); every search then rescores
+    `SearchRequest.oversampling` times its candidates. None: the vectors as they are. The
+    window vectors are not quantized (MaxSim reads them from disk for a few hundred candidates;
+    benchmarks/quantization.md). qdrant-client's local mode has no quantization: it records the
+    setting and searches exactly."""
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
@@ -68,6 +89,17 @@ class ScaleOptions:
         if self.window_datatype not in ("float16", "float32"):
             raise InputError(f"window_datatype {self.window_datatype!r} is not one of "
                              "'float16', 'float32'")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise InputError(f"quantization {self.quantization!r} is not one of "
+                             f"{', '.join(map(repr, QUANTIZATIONS))} (or None)")
+
+    @property
+    def vectors_on_disk(self) -> bool | None:
+        """Where the original dense vectors live: a quantized collection's on disk unless
+        ``on_disk=False`` (the quantized copy answers from RAM)."""
+        if self.quantization is not None and self.on_disk is None:
+            return True
+        return self.on_disk
 
 
 @dataclass(frozen=True)
@@ -138,6 +170,20 @@ class SearchRequest:
     exact: bool = False
     hnsw_ef: int | None = None
     windows: np.ndarray | None = None
+    quantization: Quantization | None = None
+    """The collection's quantization (its fingerprint's): every dense stage scores
+    ``oversampling`` times its candidates on the quantized vectors and rescores them on the
+    originals; ``exact`` ignores the quantized copy. None: no quantization parameters sent."""
+    oversampling: float | None = None
+    """None: `OVERSAMPLING` of the collection's quantization."""
+
+    @property
+    def rescoring(self) -> float | None:
+        """The oversampling of a quantized collection's search (None: not quantized)."""
+        if self.quantization is None:
+            return None
+        return self.oversampling if self.oversampling is not None \
+            else OVERSAMPLING[self.quantization]
 
     @property
     def candidates(self) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +14,9 @@ from qdrant_client import QdrantClient, models
 
 from minilm_qdrant.documents import Distance
 from minilm_qdrant.engines import (
+    BINARY_ENCODING,
+    BINARY_QUERY_ENCODING,
+    QUANTILE,
     SPARSE_NAME,
     WINDOWS_NAME,
     CollectionInfo,
@@ -22,6 +27,7 @@ from minilm_qdrant.engines import (
 )
 from minilm_qdrant.errors import InputError, StoreInUse
 
+log = logging.getLogger(__name__)
 _TO_QDRANT = {"dot": models.Distance.DOT, "cosine": models.Distance.COSINE,
               "euclid": models.Distance.EUCLID}
 _FROM_QDRANT: dict[models.Distance, Distance] = {v: k for k, v in _TO_QDRANT.items()}  # type: ignore[misc]
@@ -118,17 +124,18 @@ class ClientEngine:
                 m=options.hnsw_m, ef_construct=options.hnsw_ef_construct,
                 full_scan_threshold=options.full_scan_threshold, payload_m=options.hnsw_payload_m,
             )
-        quantization = None
-        if options.quantization == "int8":
-            quantization = models.ScalarQuantization(
-                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
-            )
+        if options.quantization is not None and self.in_process:
+            log.warning(
+                "qdrant-client local mode has no quantization: collection %r keeps its vectors "
+                "as they are and searches them exactly; it records %s, which a push to a "
+                "server (or the embedded store) makes there.", name, options.quantization)
         dense = models.VectorParams(size=size, distance=_TO_QDRANT[distance],
-                                    on_disk=options.on_disk)
+                                    on_disk=options.vectors_on_disk,
+                                    quantization_config=_quantization(options.quantization))
         vectors: Any = dense
         if windows:  # ranked by MaxSim, never searched by HNSW (m=0)
             vectors = {"": dense, WINDOWS_NAME: models.VectorParams(
-                size=size, distance=_TO_QDRANT[distance], on_disk=options.on_disk,
+                size=size, distance=_TO_QDRANT[distance], on_disk=options.vectors_on_disk,
                 datatype=models.Datatype.FLOAT16 if options.window_datatype == "float16"
                 else None,
                 multivector_config=models.MultiVectorConfig(
@@ -141,7 +148,6 @@ class ClientEngine:
                 SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             on_disk_payload=options.on_disk_payload,
             hnsw_config=hnsw,
-            quantization_config=quantization,
             shard_number=options.shard_number,
             replication_factor=options.replication_factor,
             write_consistency_factor=options.write_consistency_factor,
@@ -168,6 +174,8 @@ class ClientEngine:
         )
 
     def search(self, name: str, request: SearchRequest) -> list[StoredPoint]:
+        if self.in_process:  # local mode searches exactly: no quantization to rescore
+            request = replace(request, quantization=None)
         result = self.client.query_points(
             name, **_query(request), with_payload=True, with_vectors=False)
         return [StoredPoint.from_record(p, with_vectors=False) for p in result.points]
@@ -270,10 +278,36 @@ def _sparse(vector: Sparse) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
 
 
+def _quantization(kind: str | None) -> Any:
+    """The quantized copy of the pooled vectors, kept in RAM (None: none)."""
+    if kind == "int8":
+        return models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=QUANTILE, always_ram=True))
+    if kind == "binary":
+        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(
+            always_ram=True, encoding=models.BinaryQuantizationEncoding(BINARY_ENCODING),
+            query_encoding=models.BinaryQuantizationQueryEncoding(BINARY_QUERY_ENCODING)))
+    return None
+
+
+def _rescoring(r: SearchRequest) -> models.QuantizationSearchParams | None:
+    """A quantized collection's dense stages: oversampled on the quantized vectors, rescored
+    on the originals (``exact``: the originals alone)."""
+    oversampling = r.rescoring
+    if oversampling is None:
+        return None
+    if r.exact:
+        return models.QuantizationSearchParams(ignore=True)
+    return models.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+
+
 def _query(r: SearchRequest) -> dict[str, Any]:
-    """The request as query_points arguments: prefetch + fusion, MMR, all in the engine."""
-    params = models.SearchParams(exact=r.exact, hnsw_ef=r.hnsw_ef) \
-        if r.exact or r.hnsw_ef else None
+    """The request as query_points arguments: prefetch + fusion, MMR, all in the engine; every
+    stage that searches the pooled vector of a quantized collection rescores its oversampled
+    candidates on the originals."""
+    rescoring = _rescoring(r)
+    params = models.SearchParams(exact=r.exact, hnsw_ef=r.hnsw_ef, quantization=rescoring) \
+        if r.exact or r.hnsw_ef or rescoring else None
     flt = r.query_filter
     dense = None if r.dense is None else np.asarray(r.dense, dtype=np.float32).tolist()
 

@@ -8,20 +8,33 @@ condition would silently change what a search or a delete matches).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
 from qdrant_client import models
 
-from minilm_qdrant.engines import SPARSE_NAME, WINDOWS_NAME, SearchRequest, Sparse
+from minilm_qdrant.engines import (
+    BINARY_ENCODING,
+    BINARY_QUERY_ENCODING,
+    QUANTILE,
+    SPARSE_NAME,
+    WINDOWS_NAME,
+    ScaleOptions,
+    SearchRequest,
+    Sparse,
+)
 from minilm_qdrant.errors import InputError
 
 
 def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.QueryRequest:
-    """The request as Edge's query: prefetch + fusion, MMR, all in the engine."""
+    """The request as Edge's query: prefetch + fusion, MMR, all in the engine; every stage
+    that searches the pooled vector of a quantized collection rescores its oversampled
+    candidates on the originals."""
     flt = to_edge_filter(r.query_filter)
-    params = qe.SearchParams(hnsw_ef=r.hnsw_ef or default_hnsw_ef, exact=r.exact)
+    params = qe.SearchParams(hnsw_ef=r.hnsw_ef or default_hnsw_ef, exact=r.exact,
+                             quantization=to_edge_rescoring(r))
     dense = None if r.dense is None else np.asarray(r.dense, dtype=np.float32).tolist()
 
     def nearest_dense() -> Any:
@@ -72,6 +85,17 @@ def to_edge_query(r: SearchRequest, default_hnsw_ef: int | None = None) -> qe.Qu
         limit=r.k, query=query, prefetches=prefetches, filter=flt, params=params,
         with_payload=True,
     )
+
+
+def to_edge_rescoring(r: SearchRequest) -> qe.QuantizationSearchParams | None:
+    """How a quantized collection's dense stages search: oversampled on the quantized vectors,
+    rescored on the originals (``exact``: the originals alone)."""
+    oversampling = r.rescoring
+    if oversampling is None:
+        return None
+    if r.exact:
+        return qe.QuantizationSearchParams(ignore=True)
+    return qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
 
 
 def to_edge_sparse(vector: Sparse) -> qe.SparseVector:
@@ -191,9 +215,34 @@ def _range(r: Any) -> Any:
 _DISTANCE = {"dot": qe.Distance.Dot, "cosine": qe.Distance.Cosine, "euclid": qe.Distance.Euclid}
 
 
+_BINARY_ENCODING = {"one_bit": qe.BinaryQuantizationEncoding.OneBit,
+                    "one_and_half_bits": qe.BinaryQuantizationEncoding.OneAndHalfBits,
+                    "two_bits": qe.BinaryQuantizationEncoding.TwoBits}
+_QUERY_ENCODING = {"default": qe.BinaryQuantizationQueryEncoding.Default,
+                   "scalar8bits": qe.BinaryQuantizationQueryEncoding.Scalar8Bits}
+
+
+def to_edge_quantization(kind: str | None) -> Any:
+    """The quantized copy of the pooled vectors, kept in RAM (None: none)."""
+    if kind == "int8":
+        return qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=QUANTILE,
+                                           always_ram=True)
+    if kind == "binary":
+        return qe.BinaryQuantizationConfig(
+            always_ram=True, encoding=_BINARY_ENCODING[BINARY_ENCODING],
+            query_encoding=_QUERY_ENCODING[BINARY_QUERY_ENCODING])
+    return None
+
+
 def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
-    """A shard's config from a collection's metadata (size, distance, options, sparse)."""
+    """A shard's config from a collection's metadata (size, distance, options, sparse).
+
+    A quantized collection keeps its original vectors on disk (unless ``on_disk`` is False)
+    and indexes segments of any size, so that the quantized copy exists as soon as the ingest
+    optimizes (Qdrant's default indexes a segment only past 10 MB of vectors, about 6,600
+    points: below that a quantized collection would search its originals)."""
     opts = meta.get("options", {})
+    scale = ScaleOptions(**{f.name: opts[f.name] for f in fields(ScaleOptions) if f.name in opts})
     hnsw = None
     keys = ("hnsw_m", "hnsw_ef_construct", "full_scan_threshold", "hnsw_payload_m")
     if any(opts.get(k) is not None for k in keys):
@@ -205,21 +254,22 @@ def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
             full_scan_threshold=given("full_scan_threshold", 10_000),
             payload_m=opts.get("hnsw_payload_m"),
         )
-    quantization = None
-    if opts.get("quantization") == "int8":
-        quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True)
     optimizers = None
     if opts.get("full_scan_threshold") is not None:  # index as soon as a scan would be slower
         optimizers = qe.EdgeOptimizersConfig(indexing_threshold=max(1, opts["full_scan_threshold"]))
+    elif scale.quantization is not None:  # the quantized copy at any size
+        optimizers = qe.EdgeOptimizersConfig(indexing_threshold=1)
     sparse = {name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
               for name in meta.get("sparse_vectors", [])}
     dense = qe.EdgeVectorParams(
-        size=int(meta["size"]), distance=_DISTANCE[meta["distance"]], on_disk=opts.get("on_disk"))
+        size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
+        on_disk=scale.vectors_on_disk,
+        quantization_config=to_edge_quantization(scale.quantization))
     vectors: Any = dense
     if WINDOWS_NAME in meta.get("multivectors", []):  # ranked by MaxSim, never searched by HNSW
         vectors = {"": dense, WINDOWS_NAME: qe.EdgeVectorParams(
             size=int(meta["size"]), distance=_DISTANCE[meta["distance"]],
-            on_disk=opts.get("on_disk"),
+            on_disk=scale.vectors_on_disk,
             datatype=qe.VectorStorageDatatype.Float16
             if opts.get("window_datatype") == "float16" else None,
             multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
@@ -231,5 +281,5 @@ def to_edge_config(meta: dict[str, Any]) -> qe.EdgeConfig:
         # passage), and Edge's on-disk payload costs a new query at 100,000 long documents
         # 2.6 ms more (benchmarks/windows.md); existing shards keep what they were made with
         on_disk_payload=bool(opts.get("on_disk_payload", False)),
-        hnsw_config=hnsw, quantization_config=quantization, optimizers=optimizers,
+        hnsw_config=hnsw, optimizers=optimizers,
     )
