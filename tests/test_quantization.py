@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import engine_path, index_in_process
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
 from minilm_qdrant import (
     Collection,
