@@ -16,7 +16,8 @@ what is new (`WritePath.items`, `Run.stage`: the steps `index` runs, not a copy 
   (`WritePath.write_staged`).
 
 Point ids are deterministic (the caller's ids, else the text), and nothing counts as done
-before its write is acknowledged: a Ray task retried after its worker died, a killed driver
+before its write is acknowledged: a Ray task retried after its worker died (Ray Data restarts
+a dead worker and runs its batch again; its defaults set no bound on that), a killed driver
 rerun, or a rerun of the whole ingest loses nothing and duplicates nothing, and a rerun embeds
 only what is not stored yet (the triage). A repeated id within one ingest is one point: which
 copy wins follows the order batches are stored in (input order, for the embedded store).
@@ -47,8 +48,6 @@ from minilm_qdrant.inputs.records import JSONL_SUFFIXES, count_lines
 
 __all__ = ["INSTALL", "RayReport", "index_on_ray", "require_ray"]
 INSTALL = 'pip install "minilm-qdrant[ray]"'
-MAX_RESTARTS = 4
-"""Times Ray restarts a worker that died (its task then runs again, on the same ids)."""
 PASSED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_HUB_CACHE",
               "SENTENCE_TRANSFORMERS_HOME", "MINILM_QDRANT_CACHE")
 """The driver's settings a worker needs to find the model as the driver did (offline too)."""
@@ -154,8 +153,9 @@ def index_on_ray(
     paths, total = _paths(source, ray, lines)
     if total is not None and on_total:
         on_total(total)
-    started = _connect(ray, address)
+    quiet, started = _quiet(), False
     try:
+        started = _connect(ray, address)
         with Collection(collection, embedder, location=location, options=options,
                         tenant=tenant, batch_size=batch_size, max_batch_bytes=max_batch_bytes,
                         retry_policy=retry_policy, backend=backend) as col:
@@ -178,8 +178,8 @@ def index_on_ray(
                 batch_size=batch_size, batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
                 num_cpus=cpus, num_gpus=gpus_per_worker or None,
-                max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
-                runtime_env={"env_vars": _worker_env()})
+                # a Ray started (or joined) here carries the environment for the whole job
+                runtime_env=None if started else {"env_vars": _worker_env()})
             context = stream.context
             context.execution_options.preserve_order = not direct  # the driver stores in order
             context.enable_progress_bars = False  # the caller shows one (documents)
@@ -194,6 +194,7 @@ def index_on_ray(
     finally:
         if started:
             ray.shutdown()
+        quiet()
 
 
 def _paths(source: Any, ray: ModuleType, lines: bool) -> tuple[list[str], int | None]:
@@ -234,9 +235,26 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
         return False
     chatty = logger.isEnabledFor(logging.INFO)
     ray.init(address=address or "local", include_dashboard=False, log_to_driver=chatty,
-             logging_level=logging.INFO if chatty else logging.WARNING,
+             logging_level=logging.INFO if chatty else logging.ERROR,
              runtime_env={"env_vars": _worker_env()})
     return True
+
+
+def _quiet() -> Callable[[], None]:
+    """Ray Data's progress lines and notices off (the caller shows its own progress) unless
+    this package logs at INFO (``-v``); returns what puts them back."""
+    if logger.isEnabledFor(logging.INFO):
+        return lambda: None
+    loggers = [logging.getLogger(name) for name in ("ray", "ray.data")]
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(logging.ERROR)
+
+    def restore() -> None:
+        for each, level in zip(loggers, levels, strict=True):
+            each.setLevel(level)
+
+    return restore
 
 
 def _worker_env() -> dict[str, str]:
