@@ -140,6 +140,8 @@ def ack(method: str, path: str) -> dict[str, Any]:
         return {"result": {"operation_id": 1, "status": "completed"}, "status": "ok", "time": 0}
     if method == "POST" and path.endswith("/points"):  # retrieve by ids: nothing stored here
         return {"result": [], "status": "ok", "time": 0}
+    if method == "POST" and path.endswith("/points/count"):
+        return {"result": {"count": 0}, "status": "ok", "time": 0}
     return {"result": True, "status": "ok", "time": 0}
 
 

@@ -43,6 +43,9 @@ class QdrantError(MiniLMQdrantError):
         super().__init__(message)
         self.status_code = status_code
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), str(self), self.status_code))  # picklable, code kept
+
 
 class TransientError(QdrantError):
     """A failure worth retrying (network, timeouts, 408/429/5xx) that outlived its retries."""
@@ -74,6 +77,10 @@ class DiskFull(MiniLMQdrantError):
 
 class StoreCorrupt(MiniLMQdrantError):
     """An embedded store's files cannot be read: names the file and the ways back."""
+
+
+def _rebuilt(cls: type[QdrantError], message: str, status_code: int | None) -> QdrantError:
+    return cls(message, status_code=status_code)
 
 
 def require(*modules: str, message: str) -> None:

@@ -32,6 +32,7 @@ from minilm_qdrant.cli.common import (
     quantized,
 )
 from minilm_qdrant.collection import DEFAULT_COLLECTION, Collection, CollectionOptions, UpsertReport
+from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines.diskspace import room_for
 from minilm_qdrant.engines.location import Location
 from minilm_qdrant.errors import InputError
@@ -85,6 +86,20 @@ def index(
         "document's point is refused by name.",
         show_default="30 MiB to a server (Qdrant's 32 MiB limit); none for the embedded store")
     ] = None,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Embed on Ray workers (pip install \"minilm-qdrant[ray]\"): a local Ray, "
+        "or the cluster of --ray-address. JSONL files (or text with --lines).")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="The Ray cluster to embed on (implies "
+        "--ray): ray://HOST:10001, HOST:6379 or auto.", show_default="a new local Ray")
+    ] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="Ray workers, each with its own copy of the model.")] = 2,
+    cpus_per_worker: Annotated[float | None, typer.Option(
+        "--cpus-per-worker", min=0.01, help="CPUs (model threads) of each Ray worker.",
+        show_default="the cluster's CPUs shared among the workers; 1 with GPUs")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(
+        "--gpus-per-worker", min=0, help="GPUs of each Ray worker (e.g. 1, or 0.5).")] = 0.0,
     *, location: Location,
 ) -> None:
     """Embed documents from files and folders and store them (rerunning never duplicates;
@@ -98,6 +113,17 @@ def index(
         asked = parse_quantization(quantization)
         options = CollectionOptions(quantization=asked) if not dense_only \
             else CollectionOptions(sparse=None, quantization=asked)
+        if ray or ray_address:
+            if sync or include or exclude:
+                raise InputError("--sync, --include and --exclude walk folders: index folders "
+                                 "without --ray")
+            _index_on_ray(
+                paths, collection=collection, location=location, embedder=embedder,
+                options=options, tenant=tenant, address=ray_address, workers=workers,
+                cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                batch_size=batch_size, max_request_bytes=max_request_bytes, backend=backend,
+                force=force, skip_invalid=skip_invalid, lines=lines)
+            return
         bar = Progress(None, "doc", "indexing")
 
         def stopped() -> str:
@@ -118,6 +144,48 @@ def index(
                     _index_folder(col, each, bar, skip_invalid=skip_invalid, force=force,
                                   sync=sync, include=include or (), exclude=exclude or (),
                                   max_bytes=max_bytes)
+
+
+def _index_on_ray(paths: list[Path], *, collection: str, location: Location,
+                  embedder: Embedder | None, options: CollectionOptions | None,
+                  tenant: str | None, address: str | None, workers: int,
+                  cpus_per_worker: float | None, gpus_per_worker: float, batch_size: int,
+                  max_request_bytes: int | None, backend: str, force: bool, skip_invalid: bool,
+                  lines: bool) -> None:
+    """``index --ray``: the files embedded on Ray workers (`minilm_qdrant.distributed`)."""
+    from minilm_qdrant.distributed import describe, index_on_ray, require_ray
+
+    require_ray()  # one line saying how to install it, before anything starts
+    for each in paths:
+        if each.is_dir():
+            raise InputError(f"{inputs.printable(each)} is a folder: --ray indexes files of "
+                             "records (JSONL, or text with --lines); index folders without --ray")
+    bar = Progress(None, "doc", "indexing on Ray")
+
+    def stopped() -> str:
+        return f"{bar.done} documents were processed and are stored"
+
+    with clean_stop(stopped), bar:
+        done = index_on_ray(
+            [str(p) for p in paths], collection=collection, location=location,
+            embedder=embedder, options=options, tenant=tenant, address=address,
+            workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+            batch_size=batch_size, max_batch_bytes=max_request_bytes, backend=backend,
+            skip_unchanged=not force, skip_invalid=skip_invalid, lines=lines,
+            on_progress=bar, on_total=bar.set_total)
+    report = done.upsert
+    shown = ", ".join(inputs.printable(p) for p in paths)
+    model = embedder.spec.name if embedder is not None else "the collection's model"
+    typer.echo(
+        f"Indexed {report.written} documents from {shown} into {collection!r} "
+        f"({location.shown}) with {model} in {report.seconds:.1f}s; collection now holds "
+        f"{done.points} points; {report.tokens:,} tokens embedded, padding "
+        f"{report.padding_waste:.1%}.")
+    typer.echo(f"  {describe(done)}")
+    _extras(report, {"skipped invalid lines": done.skipped,
+                     "documents refused, skipped": len(done.refused)})
+    for why in done.refused[:5]:
+        typer.echo(f"    {why}")
 
 
 def _index_file(col: Collection, file: Path, bar: Progress, skip_invalid: bool, force: bool,
@@ -174,6 +242,15 @@ def _say(col: Collection, what: str, report: UpsertReport, counts: dict[str, int
         f"{points} points; {report.tokens:,} "
         f"tokens embedded, padding {report.padding_waste:.1%}."
     )
+    _extras(report, counts, counted_unchanged)
+    if report.truncated and not col.windowed:
+        typer.echo(f"  note: {col.name!r} was made before windows and embeds only the "
+                   "first window of a long text; move it with minilm-qdrant reembed "
+                   f"--collection {col.name} --to-collection NEW (every window embedded)")
+
+
+def _extras(report: UpsertReport, counts: dict[str, int], counted_unchanged: bool = False
+            ) -> None:
     extras = {
         **({} if counted_unchanged else {"unchanged (already stored, skipped)": report.unchanged}),
         **counts, "duplicate ids (last kept)": report.duplicates,
@@ -184,10 +261,6 @@ def _say(col: Collection, what: str, report: UpsertReport, counts: dict[str, int
     for label, n in extras.items():
         if n:
             typer.echo(f"  {label}: {n}")
-    if report.truncated and not col.windowed:
-        typer.echo(f"  note: {col.name!r} was made before windows and embeds only the "
-                   "first window of a long text; move it with minilm-qdrant reembed "
-                   f"--collection {col.name} --to-collection NEW (every window embedded)")
 
 
 @app.command()

@@ -73,6 +73,9 @@ class Refused(InputError):
         super().__init__(message)
         self.document = document
 
+    def __reduce__(self) -> tuple[type[Refused], tuple[str, object]]:
+        return (type(self), (str(self), self.document))  # picklable (from a worker)
+
 
 def label(doc: object) -> str | int:
     if not isinstance(doc, Document):

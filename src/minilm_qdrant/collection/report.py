@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -30,6 +30,13 @@ class UpsertReport:
     padded_tokens: int = 0
     failed_ids: list[str | int] = field(default_factory=list)
     seconds: float = 0.0
+
+    def add(self, other: UpsertReport) -> None:
+        """Count ``other`` in too (a worker's part of one ingest; its seconds are not)."""
+        for each in fields(self):
+            if each.name not in ("failed_ids", "seconds"):
+                setattr(self, each.name, getattr(self, each.name) + getattr(other, each.name))
+        self.failed_ids.extend(other.failed_ids)
 
     @property
     def ok(self) -> bool:

@@ -10,6 +10,12 @@
 
 Embedding batch i+1 overlaps writing batch i (`staging.staged`); the engine is used by one
 thread at a time (a lock).
+
+The steps also run apart: a worker of another process (a Ray actor,
+`minilm_qdrant.distributed`) runs `Run.stage` on its batches, triaging against a `Lookup`
+(the store's, or a `known.Snapshot` of an embedded store it cannot open), and the process that
+holds the store stores what it staged (`Run.drive`, `WritePath.write_staged`); to a server the
+worker runs `Run.store` itself.
 """
 
 from __future__ import annotations
@@ -19,17 +25,18 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from minilm_qdrant.collection.batching import Refused, check_vectors, label, preview
+from minilm_qdrant.collection.known import Known, Lookup
 from minilm_qdrant.collection.parts import Parts
 from minilm_qdrant.collection.report import UpsertReport
 from minilm_qdrant.collection.staging import StageError, staged
-from minilm_qdrant.documents import HASH_KEY, ID_KEY, Document
+from minilm_qdrant.documents import HASH_KEY, Document
 from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import Sparse
 from minilm_qdrant.engines.diskspace import Room, room_for
@@ -78,6 +85,9 @@ class Staged:
     sparse: list[Sparse] | None = None
     relabel: list[Pending] = field(default_factory=list)
     """Documents whose metadata alone changed: their payload rewritten, nothing embedded."""
+    counted: UpsertReport | None = None
+    """What staging counted where it ran in another process (a worker's), added to the
+    report of the run that stores the batch."""
 
 
 class Run:
@@ -85,7 +95,7 @@ class Run:
 
     def __init__(self, parts: Parts, *, vectors: Mapping[str | int, Sequence[float]] | None,
                  embedded_text: Callable[[Document], str] | None, skip_unchanged: bool,
-                 on_refused: OnRefused | None) -> None:
+                 on_refused: OnRefused | None, lookup: Lookup | None = None) -> None:
         parts.scope.writable()
         self.parts = parts
         self.report = UpsertReport()
@@ -101,6 +111,9 @@ class Run:
         self.model = json.dumps(identity, sort_keys=True)
         self.lock = threading.Lock()  # the stage thread reads while this one writes
         self.room: Room | None = None
+        self.lookup: Lookup = lookup or self.read
+        """What triage knows of the stored points among a batch's ids (default: the store's
+        answer; a worker that cannot open an embedded store: a snapshot of it)."""
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -108,11 +121,21 @@ class Run:
            on_progress: Callable[[int], None] | None, optimize: bool) -> UpsertReport:
         """Stage and store every batch; the report, or `IngestError` carrying it."""
         parts, start = self.parts, time.monotonic()
-        self.room = room_for(parts.engine, parts.name, parts.embedder.dim)  # embedded store
-        if self.room:  # a list: refused before any write
-            self.room.check_documents(documents, lambda: parts.engine.count(parts.name),
+        room = room_for(parts.engine, parts.name, parts.embedder.dim)  # embedded store
+        if room:  # a list: refused before any write
+            room.check_documents(documents, lambda: parts.engine.count(parts.name),
                                       parts.windows is not None)
-        stages = staged(batches, self.stage)
+        return self.drive(staged(batches, self.stage), on_progress=on_progress,
+                          optimize=optimize, start=start)
+
+    def drive(self, stages: Generator[tuple[list[Item], Staged], None, None], *,
+              on_progress: Callable[[int], None] | None, optimize: bool,
+              start: float | None = None) -> UpsertReport:
+        """Store every staged batch in turn (step 2), then build the index; the report, or
+        `IngestError` carrying it. ``stages`` yields each batch with what was staged of it, and
+        raises `StageError` (the batch, the cause chained) where staging failed."""
+        parts, start = self.parts, time.monotonic() if start is None else start
+        self.room = room_for(parts.engine, parts.name, parts.embedder.dim)  # embedded store
         current: list[Item] = []
         try:
             for current, staged_batch in stages:
@@ -170,6 +193,8 @@ class Run:
                     parts.engine.set_payload, parts.name, p.payload, None, ids=[pid(p.doc)]),
                     f"updating {p.doc.id!r} in {parts.name!r}")
         self.report.written += len(batch.embed) + len(batch.relabel)
+        if batch.counted is not None:
+            self.report.add(batch.counted)
 
     def stopped(self, raised: BaseException, current: list[Item]) -> BaseException:
         """Step 3: the error that ends the run, naming what was not written."""
@@ -232,24 +257,30 @@ class Run:
         """(to embed, metadata-only changes); unchanged documents are counted and dropped."""
         if not self.skip_unchanged:
             return pending, []
-        parts, pid = self.parts, self.parts.scope.point_id
-        ids = [pid(p.doc) for p in pending]
-        with self.lock:
-            stored = {s.id: s.payload for s in self.call(
-                lambda: parts.engine.retrieve(parts.name, ids), f"reading {parts.name!r}")}
+        pid = self.parts.scope.point_id
+        stored = self.lookup([pid(p.doc) for p in pending])
         embed: list[Pending] = []
         relabel: list[Pending] = []
         for p in pending:
             before = stored.get(pid(p.doc))
-            if before is not None and _clash(p.doc, before.get(ID_KEY)):
-                self.refuse(p.doc, before.get(ID_KEY))
-            elif before is None or before.get(HASH_KEY) != p.payload[HASH_KEY]:
+            mine = Known.of(p.payload) if before is not None else None
+            if before is not None and before.clashes(p.doc):
+                self.refuse(p.doc, before.written_id(p.doc))
+            elif before is None or mine is None or before.embedded != mine.embedded:
                 embed.append(p)
-            elif {k: v for k, v in before.items() if k != CODES_KEY} != p.payload:
+            elif before.payload != mine.payload:
                 relabel.append(p)  # (the codes come with the vectors, not the caller)
             else:
                 self.report.unchanged += 1
         return embed, relabel
+
+    def read(self, ids: list[str]) -> dict[str, Known]:
+        """`Lookup` from the store: one request, payloads only."""
+        parts = self.parts
+        with self.lock:
+            points = self.call(lambda: parts.engine.retrieve(parts.name, ids),
+                               f"reading {parts.name!r}")
+        return {s.id: Known.of(s.payload) for s in points}
 
     def encode(self, pending: list[Pending]) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Dense vectors (pooled where windowed) and each document's window vectors: given

@@ -4,13 +4,15 @@ request bound, and never reaches back into its caller.
 
 `WritePath.items` checks and batches; `WritePath.write` hands the batches to one `Run`
 (`minilm_qdrant.collection.run`), whose named steps embed the next batch while this one is
-written. Each batch is acknowledged before it counts; a batch that fails for good stops the
-ingest with a report of what was and was not written.
+written. Workers of other processes run the same steps apart (`WritePath.run`: stage, and
+store where they reach the store; `WritePath.write_staged`: store what they staged).
+Each batch is acknowledged before it counts; a batch that fails for good stops the ingest
+with a report of what was and was not written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from minilm_qdrant.collection.batching import (
@@ -21,9 +23,10 @@ from minilm_qdrant.collection.batching import (
     problem,
     too_large,
 )
+from minilm_qdrant.collection.known import Lookup
 from minilm_qdrant.collection.parts import Parts
 from minilm_qdrant.collection.report import UpsertReport
-from minilm_qdrant.collection.run import Item, OnRefused, Run
+from minilm_qdrant.collection.run import Item, OnRefused, Run, Staged
 from minilm_qdrant.documents import Document
 
 
@@ -87,5 +90,24 @@ class WritePath:
         return run.go(documents, self.items(documents, on_refused), on_progress=on_progress,
                       optimize=optimize)
 
+    def run(self, *, skip_unchanged: bool = True, on_refused: OnRefused | None = None,
+            lookup: Lookup | None = None) -> Run:
+        """One `Run` of this write path for a caller that drives its steps itself: a worker
+        stages its batches (`Run.stage`, triaging against ``lookup``: default the store) and,
+        where it can reach the store, stores them (`Run.store`)."""
+        return Run(self.parts, vectors=None, embedded_text=None, skip_unchanged=skip_unchanged,
+                   on_refused=on_refused, lookup=lookup)
 
-__all__ = ["Item", "OnRefused", "UpsertReport", "WritePath"]
+    def write_staged(
+        self, stages: Generator[tuple[list[Item], Staged], None, None], *,
+        on_progress: Callable[[int], None] | None = None, optimize: bool = True,
+    ) -> UpsertReport:
+        """Store batches that `Run.stage` staged elsewhere (workers of other processes, from
+        this path's `items`), in the order given: each acknowledged and retried as `write`
+        stores its own, their counts added to the report. ``stages`` yields each batch with
+        its staged form, and raises `StageError` (the batch, its cause chained) where staging
+        failed: what came before it is stored, and `IngestError` names what was not."""
+        return self.run().drive(stages, on_progress=on_progress, optimize=optimize)
+
+
+__all__ = ["Item", "Lookup", "OnRefused", "Staged", "UpsertReport", "WritePath"]

@@ -77,6 +77,19 @@ def read_documents(
             yield doc
 
 
+def parse_line(raw: bytes, suffix: str) -> Document | None:
+    """One line of a JSONL file (``suffix`` .jsonl, .ndjson or .json) or a text file of one
+    document a line, as `read_documents` reads it: None for a blank line, `InputError` (or
+    `EmptyText`) for a bad one. For readers that split files themselves (Ray's)."""
+    return (_from_json if suffix.lower() in JSONL_SUFFIXES else _from_text)(raw)
+
+
+def from_record(record: dict[str, Any]) -> Document:
+    """A document from one record's fields, as a JSONL line's object is read: ``text`` (and
+    ``title`` before it), ``id`` or ``_id``, every other field metadata."""
+    return _from_fields(record)
+
+
 def count_lines(path: str | Path) -> int:
     """Lines in a file (for a progress bar's total)."""
     with open(path, "rb") as f:
