@@ -160,14 +160,15 @@ def test_options_pass_through_to_a_server(embedder: Embedder) -> None:
         replication_factor=2, write_consistency_factor=2))
     body = sent[0]
     assert body["vectors"] == {  # the pooled vector in HNSW, every window ranked by MaxSim
-        "": {"size": 384, "distance": "Dot", "on_disk": True},
+        "": {"size": 384, "distance": "Dot", "on_disk": True,  # quantized where HNSW reads it
+             "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99,
+                                                "always_ram": True}}},
         "windows": {"size": 384, "distance": "Dot", "on_disk": True, "hnsw_config": {"m": 0},
                     "multivector_config": {"comparator": "max_sim"},
                     "datatype": "float16"}}  # the window vectors at half the bytes
     assert (body["shard_number"], body["replication_factor"], body["write_consistency_factor"],
             body["on_disk_payload"]) == (6, 2, 2, True)
     assert body["hnsw_config"] == {"m": 32}
-    assert body["quantization_config"]["scalar"]["type"] == "int8"
     assert body["metadata"][FINGERPRINT_KEY]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
 
 
