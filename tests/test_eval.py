@@ -143,7 +143,8 @@ def test_cli_eval_json(tmp_path: Path) -> None:
     figures = json.loads(result.stdout)
     assert set(figures) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "queries",
                             "index_seconds", "query_ms_p50", "query_ms_p99", "model", "backend",
-                            "mode", "windows", "windowed", "tokens"}
+                            "mode", "windows", "windowed", "tokens", "quantization"}
+    assert figures["quantization"] == "none"  # a new collection is unquantized by default
     assert figures["queries"] == 3 and figures["recall@100"] == 1.0
     assert figures["mode"] == "hybrid-dbsf"  # the default where the collection has BM25
     assert all(math.isfinite(v) for v in figures.values() if isinstance(v, float))

@@ -267,7 +267,9 @@ def test_push_makes_the_target_quantized_the_same_way(
     assert "local mode has no quantization" in caplog.text
     with Collection("docs", path=quantized) as a, Collection("docs", path=target) as b:
         assert b.quantization == "int8"  # recorded: a push onward quantizes there
-        assert ranked(a, "pets that purr", k=5) == ranked(b, "pets that purr", k=5)
+        here, there = ranked(a, "pets that purr", k=5), ranked(b, "pets that purr", k=5)
+        assert [i for i, _ in here] == [i for i, _ in there]  # the same order, and the scores
+        assert [s for _, s in here] == pytest.approx([s for _, s in there], abs=1e-4)  # rescored
     server = Server()
     monkeypatch.setattr("minilm_qdrant.engines.location.connect", lambda **_: server.client())
     report = push(path=quantized, collection="docs", url="http://qdrant.example:6333")

@@ -151,7 +151,10 @@ def locate(name: str, spec: ModelSpec | None = None) -> Path:
     if spec is None and looks_like_path(name):  # meant as a folder: no hub id to try
         where = Path(name).expanduser().absolute()
         state = "is not a folder" if where.exists() else "does not exist"
-        raise ModelNotFound(f"model folder {name} {state} ({where})")
+        raise ModelNotFound(
+            f"model folder {name} is not available: it {state} ({where}); pass a folder "
+            "holding a sentence-transformers model, or a model name from the registry"
+        )
     looked: list[str] = [f"local directory {name!r}: does not exist"]
     if spec is not None and spec.offline_package:
         try:

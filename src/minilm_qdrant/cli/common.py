@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from qdrant_client import models
 from tqdm import tqdm
@@ -141,7 +140,7 @@ def one_line_errors() -> Iterator[None]:
         yield
     except (MiniLMQdrantError, typer.Exit, KeyboardInterrupt):
         raise
-    except click.ClickException as exc:  # a usage error found after parsing: one line
+    except typer.BadParameter as exc:  # a usage error found after parsing: one line
         typer.echo(f"error: {exc.format_message()}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:
