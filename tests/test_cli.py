@@ -166,7 +166,8 @@ def test_a_missing_model_folder_is_one_line_naming_it(tmp_path: Path) -> None:
         result = cli(*args, cwd=tmp_path, env={**ENV, "HF_HUB_OFFLINE": "0"})
         model = args[args.index("--model") + 1]
         assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
-        assert result.stderr.startswith(f"error: model folder {model} is not available: it does not exist")
+        assert result.stderr.startswith(
+            f"error: model folder {model} is not available: it does not exist")
         assert "hf download" not in result.stderr and "Validation" not in result.stderr
     assert not (tmp_path / "qdrant_data").exists()
 
