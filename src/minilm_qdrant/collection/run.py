@@ -297,7 +297,8 @@ class Run:
         if todo:
             texts = [docs[i].text[a:b] for i in todo for a, b in cuts[i]] \
                 if parts.windows else [docs[i].text for i in todo]
-            encoded = parts.embedder.encode_documents(texts, warn=False)
+            encoded = parts.embedder.encode_documents(
+                texts, warn=False, limit=parts.windows.tokens if parts.windows else None)
             report.truncated += encoded.truncated
             report.tokens += encoded.tokens
             report.padded_tokens += encoded.padded
