@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,15 +91,19 @@ def command(stack: str, file: str, store: str) -> list[str]:
 def one(stack: str, file: str, env: dict[str, str]) -> dict[str, Any]:
     """One whole process of ``stack``: wall seconds and (ours) the word pieces embedded."""
     load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory(dir="/tmp") as store:
         began = time.perf_counter()
         proc = subprocess.run(command(stack, file, store + "/db"), capture_output=True,
                               text=True, env=env)
         seconds = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode:
         raise SystemExit(f"{stack} failed:\n{proc.stderr[-3000:]}")
     found = re.search(r"([\d,]+) tokens embedded", proc.stdout)
-    return {"stack": stack, "seconds": round(seconds, 2), "load_before": round(load, 2),
+    return {"stack": stack, "seconds": round(seconds, 2), "cpu_s": round(cpu_s, 2),
+            "load_before": round(load, 2),
             "tokens": int(found.group(1).replace(",", "")) if found else None}
 
 
@@ -157,6 +162,9 @@ def main() -> None:
             "x_plain_median": round(statistics.median(ratios), 3) if ratios else None,
             "tokens": tokens, "tokens_per_doc": round(tokens / args.docs, 1),
             "roof": roof, "roof_fraction": round(tokens / median * fpt / 1e9 / roofs[roof], 3),
+            "cpu_s": [x["cpu_s"] for x in mine],
+            "cpu_x_plain": [round(p["cpu_s"] / x["cpu_s"], 3) for x in mine for p in runs
+                            if p["stack"] == "plain" and p["round"] == x["round"]],
             "load_before": [x["load_before"] for x in mine]})
     meta = {**cpu(), "date": time.strftime("%Y-%m-%d %H:%M"), "docs": args.docs,
             "rounds": args.rounds, "roofs_gflops": {k: round(v) for k, v in roofs.items()},
@@ -170,14 +178,16 @@ def table(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines = [f"{meta['docs']} SciFact abstracts, {meta['cpu']} ({meta['class']}, "
              f"{meta['cores']} cores), {meta['date']}, {meta['rounds']} rounds; roofs GFLOP/s "
              + ", ".join(f"{k} {v}" for k, v in meta["roofs_gflops"].items()), "",
-             "| stack | s (each round) | x plain (each round) | median x plain | word pieces "
-             "a doc | roof (fraction) | load avg before |",
-             "|---|---|---|---:|---:|---|---|"]
+             "| stack | s (each round) | x plain (each round) | median x plain | CPU s | CPU x "
+             "plain | word pieces a doc | roof (fraction) | load avg before |",
+             "|---|---|---|---:|---|---|---:|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['label']} | {' / '.join(f'{s:.1f}' for s in r['seconds'])} | "
             f"{' / '.join(f'{x:.2f}' for x in r['x_plain'])} | {r['x_plain_median']:.2f} | "
-            f"{r['tokens_per_doc']:.0f} | {r['roof']} ({r['roof_fraction']:.2f}) | "
+            f"{' / '.join(f'{x:.0f}' for x in r['cpu_s'])} | "
+            f"{' / '.join(f'{x:.2f}' for x in r['cpu_x_plain'])} | {r['tokens_per_doc']:.0f} | "
+            f"{r['roof']} ({r['roof_fraction']:.2f}) | "
             f"{' / '.join(f'{x:.1f}' for x in r['load_before'])} |")
     return "\n".join(lines) + "\n"
 
