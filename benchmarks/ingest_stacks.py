@@ -82,14 +82,19 @@ def plain_tokens(file: str) -> int:
 def command(stack: str, file: str, store: str) -> list[str]:
     if stack == "plain":
         return [sys.executable, str(Path(__file__)), "--child", file, store]
-    backend = stack.removesuffix("-first")
+    backend = stack.removesuffix("@before").removesuffix("-first")
     cli = [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", "index", file,
            "--path", store, "--model", MODEL, "--backend", backend, "-c", "bench"]
     return cli + (["--coverage", "first-window"] if stack.endswith("-first") else [])
 
 
-def one(stack: str, file: str, env: dict[str, str]) -> dict[str, Any]:
-    """One whole process of ``stack``: wall seconds and (ours) the word pieces embedded."""
+def one(stack: str, file: str, env: dict[str, str], before: str | None) -> dict[str, Any]:
+    """One whole process of ``stack``: wall seconds and (ours) the word pieces embedded; a
+    stack named ``...@before`` runs the code of ``before`` (another checkout's ``src``)."""
+    if stack.endswith("@before"):
+        if not before:
+            raise SystemExit(f"{stack}: give --before SRC (the code to compare against)")
+        env = {**env, "PYTHONPATH": f"{before}:{HERE.parent}"}
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory(dir="/tmp") as store:
@@ -118,6 +123,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stacks", default="plain,auto,onnx-int8,auto-first")
     parser.add_argument("--out", default=str(HERE / "ingest-speed"))
+    parser.add_argument("--before", help="another checkout's src/: stacks named BACKEND@before "
+                        "run it (e.g. main before a change)")
     parser.add_argument("--child", nargs=2, metavar=("FILE", "STORE"))
     args = parser.parse_args()
     if args.child:
@@ -140,7 +147,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     for r in range(args.rounds):
         for stack in stacks if r % 2 == 0 else stacks[::-1]:  # alternate the order too
-            row = {"round": r + 1, **one(stack, file, env)}
+            row = {"round": r + 1, **one(stack, file, env, args.before)}
             runs.append(row)
             print(json.dumps(row), flush=True)
     base_tokens = plain_tokens(file)
@@ -150,13 +157,15 @@ def main() -> None:
         ratios = [p["seconds"] / x["seconds"] for x in mine for p in runs
                   if p["stack"] == "plain" and p["round"] == x["round"]]
         tokens = base_tokens if stack == "plain" else mine[0]["tokens"]
-        backend = stack.removesuffix("-first")
+        backend = stack.removesuffix("@before").removesuffix("-first")
         backend = choose() if backend == "auto" else backend
         roof = ROOF["plain" if stack == "plain" else backend]
         median = statistics.median(x["seconds"] for x in mine)
         fpt = flops_per_token(tokens / args.docs)  # ~ (windows are shorter than texts)
         rows.append({
-            "stack": stack, "label": LABEL.get(stack, stack), "backend": backend,
+            "stack": stack, "backend": backend,
+            "label": LABEL.get(stack.removesuffix("@before"), stack) + (
+                " (before)" if stack.endswith("@before") else ""),
             "seconds": [x["seconds"] for x in mine], "median_s": median,
             "x_plain": [round(x, 3) for x in ratios],
             "x_plain_median": round(statistics.median(ratios), 3) if ratios else None,

@@ -60,6 +60,9 @@ class WindowSettings:
     coverage: Coverage = "all"
     """``all``: every word piece in a window; ``first-window``: one window a text, its first
     ``size`` word pieces (the rest reaches BM25 only), at a plain stack's cost."""
+    even: bool = False
+    """A text cut into windows is cut into the fewest windows of even length (a 300-piece
+    text: two of ~150, not 254 and a tail); False: windows of ``size``, then the rest."""
 
     def resolved(self, limit: int, positions: int | None = None) -> WindowSettings:
         """With ``size``, ``whole`` and ``last`` fixed: ``size`` the model's ``limit`` where
@@ -81,11 +84,11 @@ class WindowSettings:
                                  f"to the {positions} word pieces one pass of the model holds")
         if self.coverage not in COVERAGES:
             raise InputError(f"coverage {self.coverage!r} is not one of {', '.join(COVERAGES)}")
-        return WindowSettings(size, self.overlap, whole, last, self.coverage)
+        return WindowSettings(size, self.overlap, whole, last, self.coverage, self.even)
 
     def as_dict(self) -> dict[str, Any]:
         return {"size": self.size, "overlap": self.overlap, "whole": self.whole,
-                "last": self.last, "coverage": self.coverage}
+                "last": self.last, "coverage": self.coverage, "even": self.even}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowSettings:
@@ -94,7 +97,7 @@ class WindowSettings:
         size = data.get("size")
         return cls(size=size, overlap=int(data.get("overlap", 64)),
                    whole=data.get("whole", size), last=data.get("last", size),
-                   coverage=data.get("coverage", "all"))
+                   coverage=data.get("coverage", "all"), even=bool(data.get("even", False)))
 
 
 class Windows:
@@ -152,13 +155,17 @@ class Windows:
             return [(0, len(text))]
         rank = [_boundary(text, offsets, tokens, i) for i in range(n)]
         spans: list[Span] = []
-        start = 0
+        start, width = 0, self.size
+        if self.settings.even:  # the fewest windows that hold it, of about even length
+            count = -(-(n - self.overlap) // (self.size - self.overlap))
+            even = -(-(n + (count - 1) * self.overlap) // count)
+            width = min(self.size, even + even // 8)
         while True:
             if n - start <= self.last:  # the rest fits the last window
                 spans.append((offsets[start][0], offsets[n - 1][1]))
                 return spans
-            end = start + self.size
-            lowest = start + max(1, self.size * 3 // 4)
+            end = start + width
+            lowest = start + max(1, width * 3 // 4)
             best = max(range(lowest, end + 1), key=lambda j: (rank[j], j))
             if rank[best] == 0:
                 best = end  # one word longer than a quarter window: cut inside it

@@ -227,7 +227,7 @@ def parse_coverage(value: str) -> Coverage:
     if value not in COVERAGES:
         raise typer.BadParameter(
             f"--coverage must be one of {', '.join(COVERAGES)}, not {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def coverage_note(col: Collection, asked: WindowSettings) -> None:

@@ -21,6 +21,7 @@ from minilm_qdrant.cli.common import (
     WhereOpt,
     app,
     clean_stop,
+    coverage_note,
     located,
     location_of,
     make_embedder,
@@ -29,7 +30,6 @@ from minilm_qdrant.cli.common import (
     parse_coverage,
     parse_quantization,
     parse_where,
-    coverage_note,
     quantization_note,
     quantized,
 )
@@ -254,21 +254,26 @@ def _say(col: Collection, what: str, report: UpsertReport, counts: dict[str, int
         f"{points} points; {report.tokens:,} "
         f"tokens embedded, padding {report.padding_waste:.1%}."
     )
-    _extras(report, counts, counted_unchanged)
+    first = col.windows is not None and col.windows.coverage == "first-window"
+    _extras(report, counts, counted_unchanged, truncated=not first)
+    if report.truncated and first:
+        typer.echo(f"  embedded by their first window only (--coverage first-window; BM25 "
+                   f"holds them whole): {report.truncated}")
     if report.truncated and not col.windowed:
         typer.echo(f"  note: {col.name!r} was made before windows and embeds only the "
                    "first window of a long text; move it with minilm-qdrant reembed "
                    f"--collection {col.name} --to-collection NEW (every window embedded)")
 
 
-def _extras(report: UpsertReport, counts: dict[str, int], counted_unchanged: bool = False
-            ) -> None:
+def _extras(report: UpsertReport, counts: dict[str, int], counted_unchanged: bool = False,
+            truncated: bool = True) -> None:
     extras = {
         **({} if counted_unchanged else {"unchanged (already stored, skipped)": report.unchanged}),
         **counts, "duplicate ids (last kept)": report.duplicates,
         "windows embedded": report.windows if report.windowed else 0,
         "documents longer than one window (every window embedded)": report.windowed,
-        "truncated to the token limit": report.truncated, "retries": report.retries,
+        "truncated to the token limit": report.truncated if truncated else 0,
+        "retries": report.retries,
     }
     for label, n in extras.items():
         if n:
