@@ -41,10 +41,12 @@ def pieces_of(embedder: Embedder, text: str) -> int:
 
 
 def test_a_text_the_positions_hold_is_one_window_embedded_whole(embedder: Embedder) -> None:
-    cutter = Windows.of(embedder, WindowSettings())
-    assert (cutter.size, cutter.whole, cutter.last) == (254, 510, 254)
+    default = Windows.of(embedder, WindowSettings())
+    assert (default.size, default.whole, default.last, default.tokens) == (254, 254, 254, 256)
+    cutter = Windows.of(embedder, WindowSettings(whole=510))
     text = text_of(embedder, 400)
     assert 254 < pieces_of(embedder, text) <= 510
+    assert len(default.cut([text])[0]) == 2
     assert cutter.cut([text]) == [[(0, len(text))]]  # no split: one pass of the whole text
     longer = text_of(embedder, 600)
     spans = cutter.cut([longer])[0]
@@ -56,13 +58,18 @@ def test_a_text_the_positions_hold_is_one_window_embedded_whole(embedder: Embedd
     assert float(whole.vectors[0] @ cut.vectors[0]) < 0.9999  # the tail is in the vector
 
 
-def test_a_short_tail_joins_the_window_before_it(embedder: Embedder) -> None:
+def test_even_windows_and_a_short_tail_joining_the_window_before_it(
+        embedder: Embedder) -> None:
     text = text_of(embedder, 600)
     folded = Windows.of(embedder, WindowSettings(last=510)).cut([text])[0]
     plain = Windows.of(embedder, WindowSettings()).cut([text])[0]
     assert len(folded) == 2 < len(plain)
     assert folded[-1][1] == plain[-1][1] == len(text)  # to the last word either way
     assert 254 < pieces_of(embedder, text[slice(*folded[-1])]) <= 510
+    three = text_of(embedder, 300)
+    even = Windows.of(embedder, WindowSettings(even=True, overlap=0)).cut([three])[0]
+    sizes = [pieces_of(embedder, three[a:b]) for a, b in even]
+    assert len(sizes) == 2 and max(sizes) < 200  # two of about half, not 254 and a tail
 
 
 def test_settings_out_of_range_are_refused_by_name(embedder: Embedder) -> None:
@@ -73,10 +80,11 @@ def test_settings_out_of_range_are_refused_by_name(embedder: Embedder) -> None:
             Windows.of(embedder, settings)
 
 
-def test_a_collection_made_before_one_pass_keeps_its_cut(embedder: Embedder,
+def test_a_collection_made_before_the_new_settings_keeps_its_cut(embedder: Embedder,
                                                          tmp_path: Path) -> None:
-    """A fingerprint written before ``whole``/``last``/``coverage`` existed reads back as the
-    cut of its time: every text over ``size`` in windows of ``size``."""
+    """A fingerprint written before ``whole``/``last``/``coverage``/``even`` existed reads back
+    as the cut of its time: every text over ``size`` in windows of ``size``; one made with
+    ``whole=510`` keeps it on reopening."""
     old = WindowSettings.from_dict({"size": 254, "overlap": 64})
     assert (old.whole, old.last, old.coverage) == (254, 254, "all")
     text = text_of(embedder, 400)
@@ -86,9 +94,12 @@ def test_a_collection_made_before_one_pass_keeps_its_cut(embedder: Embedder,
     with Collection("old", path=store) as reopened:
         assert reopened.windows is not None and reopened.windows.whole == 254
         assert reopened.upsert([Document(text, id="t")]).unchanged == 1  # nothing re-embedded
-    with Collection("new", embedder, path=store) as new:
+    with Collection("new", embedder, path=store,
+                    options=CollectionOptions(windows=WindowSettings(whole=510))) as new:
         report = new.upsert([Document(text, id="t")])
         assert report.windows == 1 and report.windowed == 0 and report.truncated == 0
+    with Collection("new", path=store) as reopened:
+        assert reopened.windows is not None and reopened.windows.whole == 510
 
 
 def test_first_window_coverage_embeds_a_plain_stacks_share_and_bm25_reads_the_rest(

@@ -52,8 +52,10 @@ class WindowSettings:
     overlap: int = 64
     """Word pieces two neighbouring windows share (context across a cut)."""
     whole: int | None = None
-    """A text of up to this many word pieces is one window, embedded in one pass; None: the
-    model's position limit (`Embedder.pass_limit`; 510 for all-MiniLM-L6-v2)."""
+    """A text of up to this many word pieces is one window, embedded in one pass; None:
+    ``size``. Up to the model's position limit (`Embedder.pass_limit`; 510 for
+    all-MiniLM-L6-v2): fewer word pieces embedded, measured to cost NDCG@10 on NFCorpus
+    (`benchmarks/ingest-speed.md`), so not the default."""
     last: int | None = None
     """The most word pieces a text's last window may hold: the rest of a text that fits is
     not cut again (a short tail joins the window before it); None: ``size``."""
@@ -76,7 +78,7 @@ class WindowSettings:
         if size < 8 or not 0 <= self.overlap <= size // 2:
             raise InputError(f"windows need size >= 8 and 0 <= overlap <= size / 2; got size "
                              f"{size}, overlap {self.overlap}")
-        whole = positions if self.whole is None else self.whole
+        whole = size if self.whole is None else self.whole
         last = size if self.last is None else self.last
         for name, value in (("whole", whole), ("last", last)):
             if not size <= value <= positions:

@@ -1,5 +1,6 @@
-"""The torch backend: the model's transformer (transformers' ``AutoModel``), our tokenizer
-batches and our pooling, exactly as the ONNX backend pools.
+"""The torch backend: the model's transformer (`bert.Bert` for a plain BERT, the MiniLM
+family; transformers' ``AutoModel`` for anything else), our tokenizer batches and our pooling,
+exactly as the ONNX backend pools.
 
 Texts are tokenised once (``tokenizers``, truncation counted from the same pass), sorted by
 length and cut into `TOKEN_BUDGET` batches. ``half=True`` on a CPU: the weights in bf16, every
@@ -25,6 +26,7 @@ from minilm_qdrant.backends.base import (
     bars_on_a_terminal,
     token_batches,
 )
+from minilm_qdrant.backends.bert import load_bert
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 
@@ -41,8 +43,6 @@ class TorchBackend:
     def __init__(
         self, spec: ModelSpec, path: Path, device: str | None = None, half: bool = False
     ) -> None:
-        from transformers import AutoModel
-
         has_safetensors = any(path.glob("*.safetensors"))
         if not has_safetensors and os.environ.get("MINILM_QDRANT_ALLOW_PICKLE", "") in ("", "0"):
             raise ModelNotFound(
@@ -52,12 +52,20 @@ class TorchBackend:
             )
         if not (path / "tokenizer.json").exists():
             raise ModelNotFound(f"{path} has no tokenizer.json (the fast tokenizer's file)")
-        kwargs: dict[str, Any] = {"use_safetensors": has_safetensors, "trust_remote_code": False}
-        with bars_on_a_terminal():
-            try:
-                model = AutoModel.from_pretrained(str(path), attn_implementation="sdpa", **kwargs)
-            except (ValueError, ImportError):  # a model without SDPA attention
-                model = AutoModel.from_pretrained(str(path), **kwargs)
+        model: torch.nn.Module | None = load_bert(path) if has_safetensors else None
+        self._hf = model is None
+        """transformers' model (another architecture than `Bert`, or pickle weights)."""
+        if model is None:
+            from transformers import AutoModel
+
+            kwargs: dict[str, Any] = {"use_safetensors": has_safetensors,
+                                      "trust_remote_code": False}
+            with bars_on_a_terminal():
+                try:
+                    model = AutoModel.from_pretrained(str(path), attn_implementation="sdpa",
+                                                      **kwargs)
+                except (ValueError, ImportError):  # a model without SDPA attention
+                    model = AutoModel.from_pretrained(str(path), **kwargs)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = model.to(self.device).eval()
         self.packed = 0
@@ -67,7 +75,8 @@ class TorchBackend:
         elif half:
             model, self.packed = bf16_packed(model)
         self.model = model
-        self._types = "token_type_ids" in inspect.signature(model.forward).parameters
+        self._types = self._hf and "token_type_ids" in inspect.signature(
+            model.forward).parameters
         self._tokens = TokenizerCache(path / "tokenizer.json")
         self.spec = spec
 
@@ -91,8 +100,11 @@ class TorchBackend:
         return Encoded(out, truncated, sum(lengths), padded)
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        extra = {"token_type_ids": torch.zeros_like(ids)} if self._types else {}
-        hidden = self.model(input_ids=ids, attention_mask=mask, **extra).last_hidden_state
+        if self._hf:
+            extra = {"token_type_ids": torch.zeros_like(ids)} if self._types else {}
+            hidden = self.model(input_ids=ids, attention_mask=mask, **extra).last_hidden_state
+        else:
+            hidden = self.model(ids, mask)
         if self.spec.pooling == "cls":
             vectors = hidden[:, 0].float()
         else:
@@ -122,6 +134,10 @@ def bf16_packed(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
 def _pack(parent: torch.nn.Module) -> int:
     """Replace ``parent``'s linear layers (below it, at any depth) by packed ones; how many."""
     packed = 0
+    up = getattr(parent, "up", None)
+    if isinstance(up, torch.nn.Linear) and _exact_gelu(getattr(parent, "act", None)):
+        parent.up, parent.act = _PackedLinear(up, "gelu"), torch.nn.Identity()  # `bert.Layer`
+        packed += 1
     for name, child in list(parent.named_children()):
         dense = getattr(child, "dense", None)
         if isinstance(dense, torch.nn.Linear) and _exact_gelu(
