@@ -98,13 +98,17 @@ class TokenizerCache:
 
 
 def token_batches(lengths: list[int], budget: int, max_rows: int) -> Iterator[np.ndarray]:
-    """Row indices sorted by length, cut so rows x longest row stays within ``budget``."""
+    """Row indices sorted by length, cut so rows x longest row stays within ``budget`` and
+    the longest row is at most an eighth (and 8 tokens) longer than the shortest: short texts
+    of varied lengths would otherwise fill one wide batch mostly with padding."""
     order = np.argsort(np.asarray(lengths), kind="stable")
     start = 0
     while start < len(order):
         end = start + 1
+        ceiling = lengths[order[start]] * 1.125 + 8
         while end < len(order) and end - start < max_rows:
-            if (end - start + 1) * lengths[order[end]] > budget:
+            longest = lengths[order[end]]
+            if (end - start + 1) * longest > budget or longest > ceiling:
                 break
             end += 1
         yield order[start:end]
