@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 
 class Layer(torch.nn.Module):
@@ -63,7 +63,8 @@ class Bert(torch.nn.Module):
         super().__init__()
         eps = float(config.get("layer_norm_eps", 1e-12))  # type: ignore[arg-type]
         heads = int(config["num_attention_heads"])  # type: ignore[call-overload]
-        self.words = torch.nn.Embedding.from_pretrained(weights["embeddings.word_embeddings.weight"])
+        self.words = torch.nn.Embedding.from_pretrained(
+            weights["embeddings.word_embeddings.weight"])
         self.positions = torch.nn.Parameter(weights["embeddings.position_embeddings.weight"],
                                             requires_grad=False)
         self.type0 = torch.nn.Parameter(weights["embeddings.token_type_embeddings.weight"][0],
