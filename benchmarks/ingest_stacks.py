@@ -15,7 +15,7 @@ within each round. The ONNX export is made once before the first round (a one-ti
 Also written: each stack's word pieces embedded a document (ours from the CLI's report, the
 plain stack's counted at its 256 cap), the load average before each process, the matmul roofs
 (`roofs.py`) and the share of its roof each stack's whole-process rate reaches (word pieces/s
-x FLOPs a word piece / roof). Writes ``OUT.json`` and ``OUT.md``.
+x FLOPs a word piece / roof). Writes ``OUT.json`` and prints the table.
 """
 
 from __future__ import annotations
