@@ -50,7 +50,7 @@ def test_mean_pooling_matches_reference(embedder: Embedder) -> None:
 
 
 def test_cls_pooling_without_normalisation_matches_reference() -> None:
-    cls = Embedder("all-MiniLM-L6-v2", pooling="cls", normalize=False)
+    cls = Embedder("all-MiniLM-L6-v2", pooling="cls", normalize=False, backend="torch")
     ours = cls.embed_documents(TEXTS)
     ref = reference(TEXTS, "cls", False)
     assert cosines(ours, ref).min() >= 0.9999
@@ -106,3 +106,42 @@ def test_auto_chooses_per_kind_of_call() -> None:
     assert float(doc @ query) >= 0.999  # normalised vectors of the same text
     reference = Embedder("all-MiniLM-L6-v2", backend="torch").embed_documents([text])[0]
     assert float(doc @ reference) >= 0.999 and float(query @ reference) >= 0.999
+
+
+def test_the_minilm_family_runs_without_importing_transformers(tmp_path) -> None:
+    """A plain BERT (all-MiniLM-L6-v2) runs on `backends.bert`, read from its safetensors:
+    transformers' modelling code (~2.6 s of every ingest process) is never imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from minilm_qdrant import Embedder; "
+            "v = Embedder('all-MiniLM-L6-v2', backend='torch').embed_documents(['a cat']); "
+            "print(v.shape, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout
+    assert out.strip() == "(1, 384) False"
+
+
+def test_another_architecture_falls_back_to_transformers(tmp_path) -> None:
+    """A configuration `backends.bert` does not implement (here: the tanh GELU) is run by
+    transformers, and says which it ran: the vectors follow that model, not ours."""
+    import json
+    import shutil
+
+    from minilm_qdrant.backends.bert import load_bert
+    from minilm_qdrant.backends.pytorch import TorchBackend
+
+    source = locate("all-MiniLM-L6-v2")
+    folder = tmp_path / "gelu-new"
+    shutil.copytree(source, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_act": "gelu_new"}))
+    assert load_bert(folder) is None and load_bert(source) is not None
+    spec = Embedder("all-MiniLM-L6-v2").spec
+    other = TorchBackend(spec, folder)
+    ours = TorchBackend(spec, source)
+    assert other._hf and not ours._hf
+    a = other.encode(TEXTS, 8).vectors
+    b = ours.encode(TEXTS, 8).vectors
+    assert float(np.min(np.sum(a * b, axis=1))) > 0.999  # close (tanh GELU),
+    assert float(np.abs(a - b).max()) > 1e-4  # and not the same: transformers ran its config

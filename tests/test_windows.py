@@ -233,9 +233,9 @@ def test_windows_settings_are_in_the_fingerprint_and_queries_follow_them(
         assert (reopened.windows.size, reopened.windows.overlap) == (128, 32)
         n = sum(len(reopened.windows.cut([d.text])[0]) for d in docs)
         assert n == report.windows
-    with pytest.raises(Exception, match="over the model's limit of 254"):
+    with pytest.raises(Exception, match="over the model's limit of 510"):
         Collection("d", embedder, path=store, options=CollectionOptions(
-            windows=WindowSettings(size=400)))
+            windows=WindowSettings(size=600)))
 
 
 def test_a_collection_without_windows_keeps_working_and_reembed_moves_it(

@@ -25,6 +25,7 @@ from minilm_qdrant.errors import (
 from minilm_qdrant.inputs import SyncReport, read_path, sync
 from minilm_qdrant.models import BUNDLED_MODEL, DEFAULT_MODEL, REGISTRY, ModelSpec
 from minilm_qdrant.retry import RetryPolicy
+from minilm_qdrant.windows import WindowSettings
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -51,6 +52,7 @@ __all__ = [
     "TransientError",
     "UnsupportedModel",
     "UpsertReport",
+    "WindowSettings",
     "read_path",
     "sync",
 ]

@@ -110,6 +110,13 @@ class Embedder:
                                              add_special_tokens=False).ids)
         return self.spec.max_tokens - 2 - prompt
 
+    @property
+    def pass_limit(self) -> int:
+        """Word pieces of text one pass of the model may hold: its position limit
+        (`ModelSpec.positions`, where measured to keep quality; else its limit) less its
+        special tokens and the document prompt."""
+        return self.window_limit + self.spec.one_pass - self.spec.max_tokens
+
     def tokenizer(self) -> Any:
         """The model's own tokenizer (``tokenizers.Tokenizer``, no truncation), for cutting
         windows; loaded once, without the weights."""
@@ -143,24 +150,28 @@ class Embedder:
         """An (n, dim) float32 array, one row per text, with the model's document prompt."""
         return self.encode_documents(texts, warn=warn).vectors
 
-    def encode_documents(self, texts: Sequence[str], *, warn: bool = True) -> Encoded:
+    def encode_documents(self, texts: Sequence[str], *, warn: bool = True,
+                         limit: int | None = None) -> Encoded:
         """`embed_documents` with its cost: truncated texts, tokens and padding.
 
-        ``warn=False`` does not log truncation (an ingest reports one total instead).
+        ``warn=False`` does not log truncation (an ingest reports one total instead);
+        ``limit``: the tokens a text is truncated to (special tokens included; default the
+        model's ``max_tokens``, at most its position limit: windows that one pass holds).
         """
-        return self._embed(texts, self.spec.document_prompt, warn)
+        return self._embed(texts, self.spec.document_prompt, warn, limit=limit)
 
-    def embed_query(self, text: str) -> np.ndarray:
+    def embed_query(self, text: str, *, limit: int | None = None) -> np.ndarray:
         """A (dim,) float32 vector for a search query, with the model's query prompt (on the
         backend for single queries)."""
-        return self._embed([text], self.spec.query_prompt, True, "query").vectors[0]
+        return self._embed([text], self.spec.query_prompt, True, "query", limit).vectors[0]
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_queries(self, texts: Sequence[str], *, limit: int | None = None) -> np.ndarray:
         """An (n, dim) float32 array: `embed_query` for many queries in batches."""
-        return self._embed(texts, self.spec.query_prompt, True).vectors
+        return self._embed(texts, self.spec.query_prompt, True, limit=limit).vectors
 
     def _embed(
-        self, texts: Sequence[str], prompt: str, warn: bool, kind: str = "batch"
+        self, texts: Sequence[str], prompt: str, warn: bool, kind: str = "batch",
+        limit: int | None = None,
     ) -> Encoded:
         if isinstance(texts, str):
             raise InputError("embed_documents expects a list of texts, got one string")
@@ -169,7 +180,8 @@ class Embedder:
             return Encoded(np.zeros((0, self.dim), dtype=np.float32), 0, 0, 0)
         backend = self.load(kind)
         prompted = [prompt + t for t in checked] if prompt else checked
-        encoded = backend.encode(prompted, self.batch_size)
+        limit = min(limit or self.spec.max_tokens, self.spec.one_pass)
+        encoded = backend.encode(prompted, self.batch_size, limit)
         if encoded.vectors.shape != (len(prompted), self.dim):
             raise InputError(
                 f"backend returned vectors of shape {encoded.vectors.shape}, expected "
@@ -179,7 +191,7 @@ class Embedder:
         if encoded.truncated and warn:
             logger.warning(
                 "%d of %d texts exceed %s's limit of %d word pieces and were truncated",
-                encoded.truncated, len(prompted), self.spec.name, self.spec.max_tokens,
+                encoded.truncated, len(prompted), self.spec.name, limit,
             )
         return encoded
 

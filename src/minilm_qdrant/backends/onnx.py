@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Encoding, Tokenizer
+from tokenizers import Encoding
 
-from minilm_qdrant.backends.base import TOKEN_BUDGET, Encoded, token_batches
+from minilm_qdrant.backends.base import TOKEN_BUDGET, Encoded, TokenizerCache, token_batches
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 
@@ -38,11 +38,8 @@ class OnnxBackend:
             )
         self.spec = spec
         self.file = file
-        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(spec.max_tokens)
-        self._tokenizer = tokenizer
-        self._pad_id = int(tokenizer.token_to_id("[PAD]") or 0)
+        self._tokens = TokenizerCache(model_dir / "tokenizer.json")
+        self._pad_id = self._tokens.pad_id
         threads = int(os.environ.get("MINILM_QDRANT_THREADS", "0")) or (os.cpu_count() or 1)
         self._session = ort.InferenceSession(
             str(file), _options(ort, threads), providers=["CPUExecutionProvider"]
@@ -51,8 +48,8 @@ class OnnxBackend:
 
     device = "cpu"
 
-    def encode(self, texts: list[str], batch_size: int) -> Encoded:
-        encodings = self._tokenizer.encode_batch(texts)  # truncated; the rest in .overflowing
+    def encode(self, texts: list[str], batch_size: int, limit: int | None = None) -> Encoded:
+        encodings, truncated = self._tokens.encode(texts, limit or self.spec.max_tokens)
         out = np.empty((len(encodings), self.spec.dim), dtype=np.float32)
         real = padded = 0
         for rows in token_batches([len(e.ids) for e in encodings], TOKEN_BUDGET, batch_size):
@@ -63,7 +60,6 @@ class OnnxBackend:
             hidden = self._session.run(None, inputs)[0]
             out[rows] = pool(hidden, feed["attention_mask"], self.spec.pooling,
                              self.spec.normalize)
-        truncated = sum(bool(e.overflowing) for e in encodings)
         return Encoded(out, truncated, real, padded)
 
     def _feed(self, batch: list[Encoding]) -> dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ from minilm_qdrant.engines import FUSIONS, MODES, QUANTIZATIONS, Fusion, Mode, Q
 from minilm_qdrant.engines.location import Location
 from minilm_qdrant.errors import MiniLMQdrantError
 from minilm_qdrant.models import DEFAULT_MODEL, Pooling
+from minilm_qdrant.windows import COVERAGES, Coverage, WindowSettings
 
 app = typer.Typer(  # plain help: rich markup would eat "[...]" and show flags as <bool>
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -219,6 +220,24 @@ def parse_quantization(value: str) -> Quantization | None:
         raise typer.BadParameter(
             f"--quantization must be one of none, {', '.join(QUANTIZATIONS)}, not {value!r}")
     return value
+
+
+def parse_coverage(value: str) -> Coverage:
+    """``--coverage``: all or first-window."""
+    if value not in COVERAGES:
+        raise typer.BadParameter(
+            f"--coverage must be one of {', '.join(COVERAGES)}, not {value!r}")
+    return value
+
+
+def coverage_note(col: Collection, asked: WindowSettings) -> None:
+    """Say so where ``--coverage`` asked for what an existing collection does not do (it
+    applies to a new collection; an existing one keeps how it was made)."""
+    had = col.windows.coverage if col.windows else "first-window"
+    if asked.coverage != had:
+        typer.echo(f"note: --coverage {asked.coverage} applies to a new collection; "
+                   f"{col.name!r} keeps its coverage {had} (index into a new --collection to "
+                   "change it)", err=True)
 
 
 def quantized(quantization: str | None) -> str:

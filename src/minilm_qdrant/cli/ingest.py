@@ -21,11 +21,13 @@ from minilm_qdrant.cli.common import (
     WhereOpt,
     app,
     clean_stop,
+    coverage_note,
     located,
     location_of,
     make_embedder,
     one_line_errors,
     open_collection,
+    parse_coverage,
     parse_quantization,
     parse_where,
     quantization_note,
@@ -44,6 +46,7 @@ from minilm_qdrant.inputs import (
     read_documents,
 )
 from minilm_qdrant.models import DEFAULT_MODEL
+from minilm_qdrant.windows import WindowSettings
 
 
 @app.command()
@@ -67,6 +70,12 @@ def index(
         "--dense-only", help="A new collection without BM25 sparse vectors (no hybrid).")
     ] = False,
     quantization: QuantizationOpt = "none",
+    coverage: Annotated[str | None, typer.Option(
+        "--coverage", help="What of a long text a new collection embeds: all (every word "
+        "piece, in windows) or first-window (its first 254 word pieces only, as a plain "
+        "stack: faster where texts are long, the rest reaches BM25 only; quality cost in "
+        "benchmarks/ingest-speed.md).", show_default="the collection's own; all for a new one",
+    )] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Embed every document, even those already stored unchanged.")
     ] = False,
@@ -111,8 +120,9 @@ def index(
         # no --model: the collection's own model, or the registry default for a new one
         embedder = make_embedder(model, pooling, backend)
         asked = parse_quantization(quantization)
-        options = CollectionOptions(quantization=asked) if not dense_only \
-            else CollectionOptions(sparse=None, quantization=asked)
+        windows = WindowSettings(coverage=parse_coverage(coverage or "all"))
+        options = CollectionOptions(quantization=asked, windows=windows) if not dense_only \
+            else CollectionOptions(sparse=None, quantization=asked, windows=windows)
         if ray or ray_address:
             if sync or include or exclude:
                 raise InputError("--sync, --include and --exclude walk folders: index folders "
@@ -136,6 +146,8 @@ def index(
         ) as col, bar:
             if quantization != "none":  # asked, of a collection that may exist already
                 quantization_note(col, asked)
+            if coverage is not None:  # asked, of a collection that may exist already
+                coverage_note(col, windows)
             for each in paths:
                 if not each.is_dir() and (lines or each.suffix.lower() in MANY_DOCUMENT_SUFFIXES):
                     # a pipe (a FIFO, `<(...)`) streams documents like a file
@@ -242,21 +254,26 @@ def _say(col: Collection, what: str, report: UpsertReport, counts: dict[str, int
         f"{points} points; {report.tokens:,} "
         f"tokens embedded, padding {report.padding_waste:.1%}."
     )
-    _extras(report, counts, counted_unchanged)
+    first = col.windows is not None and col.windows.coverage == "first-window"
+    _extras(report, counts, counted_unchanged, truncated=not first)
+    if report.truncated and first:
+        typer.echo(f"  embedded by their first window only (--coverage first-window; BM25 "
+                   f"holds them whole): {report.truncated}")
     if report.truncated and not col.windowed:
         typer.echo(f"  note: {col.name!r} was made before windows and embeds only the "
                    "first window of a long text; move it with minilm-qdrant reembed "
                    f"--collection {col.name} --to-collection NEW (every window embedded)")
 
 
-def _extras(report: UpsertReport, counts: dict[str, int], counted_unchanged: bool = False
-            ) -> None:
+def _extras(report: UpsertReport, counts: dict[str, int], counted_unchanged: bool = False,
+            truncated: bool = True) -> None:
     extras = {
         **({} if counted_unchanged else {"unchanged (already stored, skipped)": report.unchanged}),
         **counts, "duplicate ids (last kept)": report.duplicates,
         "windows embedded": report.windows if report.windowed else 0,
         "documents longer than one window (every window embedded)": report.windowed,
-        "truncated to the token limit": report.truncated, "retries": report.retries,
+        "truncated to the token limit": report.truncated if truncated else 0,
+        "retries": report.retries,
     }
     for label, n in extras.items():
         if n:

@@ -290,6 +290,9 @@ class Run:
         cuts = [p.spans or [(0, len(p.doc.text))] for p in pending]
         report.windows += sum(len(c) for c in cuts)
         report.windowed += sum(len(c) > 1 for c in cuts)
+        if parts.windows and parts.windows.coverage == "first-window":  # embedded in part
+            report.truncated += sum(c[-1][1] < len(p.doc.text.rstrip())
+                                    for p, c in zip(pending, cuts, strict=True))
         rows: list[np.ndarray | None] = [None] * len(docs)
         if self.given is not None:
             self.take_given(docs, cuts, rows)
@@ -297,7 +300,8 @@ class Run:
         if todo:
             texts = [docs[i].text[a:b] for i in todo for a, b in cuts[i]] \
                 if parts.windows else [docs[i].text for i in todo]
-            encoded = parts.embedder.encode_documents(texts, warn=False)
+            encoded = parts.embedder.encode_documents(
+                texts, warn=False, limit=parts.windows.tokens if parts.windows else None)
             report.truncated += encoded.truncated
             report.tokens += encoded.tokens
             report.padded_tokens += encoded.padded
