@@ -76,7 +76,8 @@ def test_given_int8_vectors_are_taken_and_another_spaces_refused(
     is refused in one line, nothing written, and the rerun hint says what to fix."""
     int8 = Embedder(embedder.model_name, backend="onnx-int8")
     short = TEXTS[2]
-    batched = int8.embed_documents([short, TEXTS[1]])[0]
+    neighbour = "Quantisation trades a little recall for memory."  # a length that shares
+    batched = int8.embed_documents([short, neighbour])[0]  # its batch (padded)
     assert _cosines(batched[None], int8.embed_documents([short]))[0] < 0.999
     with Collection("given", int8, path=str(tmp_path / "store")) as col:
         assert col.upsert([Document(short, id="a")], vectors={"a": batched}).written == 1
@@ -143,8 +144,9 @@ def test_both_backends_report_the_same_tokens_truncation_and_padding(
         assert enc.tokens == sum(min(n, limit) for n in lengths)
         stats.append((enc.truncated, enc.tokens, enc.padded))
     assert stats[0] == stats[1]
-    cut = sorted(min(n, limit) for n in lengths)  # rows of 2, shortest first
-    assert stats[0][2] == 2 * cut[1] + 2 * cut[3] + cut[4]
+    cut = sorted(min(n, limit) for n in lengths)  # rows of 2, shortest first; 7 and 21 word
+    assert cut == [3, 3, 7, 21, 256]  # pieces are more than an eighth apart: batches apart
+    assert stats[0][2] == 2 * cut[1] + cut[2] + cut[3] + cut[4]
     unsorted = [min(n, limit) for n in lengths]
     assert stats[0][2] < 2 * max(unsorted[:2]) + 2 * max(unsorted[2:4]) + unsorted[4]
 
