@@ -161,8 +161,7 @@ def index_on_ray(
                         retry_policy=retry_policy, backend=backend) as col:
             direct = not col.engine.in_process  # a server: the workers write to it
             snapshot = Snapshot.take(col.parts) if skip_unchanged and not direct else None
-            cpus = cpus_per_worker or (1.0 if gpus_per_worker else max(
-                1.0, float(ray.cluster_resources().get("CPU", 1) // workers)))
+            cpus = _fitted(ray, workers, cpus_per_worker, gpus_per_worker, strict=started)
             recipe = Recipe.of(col.parts, max_batch_bytes=col.max_batch_bytes,
                                server=location if direct else None,
                                threads=max(1, int(cpus)), skip_unchanged=skip_unchanged,
@@ -226,6 +225,23 @@ def _dataset(ray: ModuleType, source: Any, paths: list[str], batch_size: int) ->
 
     # reading costs next to nothing: it takes no CPU of the workers' (none is left them)
     return ray.data.read_datasource(Lines(paths, batch_size), num_cpus=0)
+
+
+def _fitted(ray: ModuleType, workers: int, cpus: float | None, gpus: float, *, strict: bool
+            ) -> float:
+    """Each worker's CPUs: ``cpus``, else the cluster's shared out (1 beside a GPU). A pool
+    that this Ray cannot hold is refused where Ray was started here (a cluster may scale)."""
+    have = ray.cluster_resources()
+    cpu, gpu = float(have.get("CPU", 0)), float(have.get("GPU", 0))
+    chosen = cpus or (1.0 if gpus else max(cpu, 1.0) / workers)
+    if strict and (chosen * workers > cpu + 1e-6 or gpus * workers > gpu + 1e-6):
+        raise InputError(
+            f"this Ray has {cpu:g} CPUs and {gpu:g} GPUs: {workers} workers of {chosen:g} CPUs "
+            f"and {gpus:g} GPUs do not fit; ask for fewer workers or less of each")
+    if chosen * workers > cpu or gpus * workers > gpu:
+        logger.warning("the Ray cluster has %g CPUs and %g GPUs now; %d workers of %g CPUs "
+                       "and %g GPUs wait for more", cpu, gpu, workers, chosen, gpus)
+    return chosen
 
 
 def _connect(ray: ModuleType, address: str | None) -> bool:
