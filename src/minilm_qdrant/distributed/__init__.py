@@ -169,12 +169,13 @@ def index_on_ray(
             report = RayReport(UpsertReport(), workers, cpus, gpus_per_worker,
                                address or ("local" if started else "joined"), direct, total,
                                snapshot=len(snapshot) if snapshot is not None else 0)
-            dataset = _dataset(ray, source, paths, batch_size)
+            dataset = _dataset(ray, source, paths, batch_size, total)
             stream = dataset.map_batches(
                 Stager, fn_constructor_kwargs={
                     "recipe": recipe, "probe": probe,
                     "snapshot": ray.put(snapshot) if snapshot is not None else None},
-                batch_size=batch_size, batch_format="pyarrow",
+                # files: a block a call (read a batch a block); a dataset's blocks: in batches
+                batch_size=None if paths else batch_size, batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
                 num_cpus=cpus, num_gpus=gpus_per_worker or None,
                 # a Ray started (or joined) here carries the environment for the whole job
@@ -218,13 +219,19 @@ def _paths(source: Any, ray: ModuleType, lines: bool) -> tuple[list[str], int | 
     return paths, sum(count_lines(p) for p in local) if len(local) == len(paths) else None
 
 
-def _dataset(ray: ModuleType, source: Any, paths: list[str], batch_size: int) -> Any:
+def _dataset(ray: ModuleType, source: Any, paths: list[str], batch_size: int,
+             lines: int | None) -> Any:
+    """The rows: a dataset as given, or the files' lines in blocks of at most a batch (Ray
+    merges what a read yields into big blocks, and a worker's results of one block come
+    back together: a batch a block keeps them flowing, a write a batch)."""
     if not paths:
         return source
     from minilm_qdrant.distributed.lines import Lines
 
     # reading costs next to nothing: it takes no CPU of the workers' (none is left them)
-    return ray.data.read_datasource(Lines(paths, batch_size), num_cpus=0)
+    return ray.data.read_datasource(
+        Lines(paths, batch_size), num_cpus=0,
+        override_num_blocks=-(-lines // batch_size) if lines else None)
 
 
 def _fitted(ray: ModuleType, workers: int, cpus: float | None, gpus: float, *, strict: bool
