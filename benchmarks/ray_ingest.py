@@ -40,10 +40,17 @@ CLI = [sys.executable, "-c", "from minilm_qdrant.cli import main; main()", "inde
 
 
 def command(config: str, docs: Path, store: Path) -> list[str]:
+    """``plain`` (``index``), ``plain1`` (``index`` with its model on one thread: a
+    diagnostic), ``rayN`` (``index --ray --workers N``)."""
     cmd = [*CLI, str(docs), "--path", str(store), "--model", MODEL]
     if config.startswith("ray"):
         cmd += ["--ray", "--workers", config.removeprefix("ray")]
     return cmd
+
+
+def env_of(config: str) -> dict[str, str]:
+    return {**ENV, "OMP_NUM_THREADS": "1", "MINILM_QDRANT_THREADS": "1"} \
+        if config == "plain1" else ENV
 
 
 def children_cpu() -> float:
@@ -55,7 +62,8 @@ def run(config: str, docs: Path, store: Path) -> dict[str, Any]:
     """One whole process: wall seconds, the CPU seconds of the processes it reaped, its own
     report of seconds, and the load around it."""
     load, cpu, start = os.getloadavg()[0], children_cpu(), time.monotonic()
-    proc = subprocess.run(command(config, docs, store), env=ENV, capture_output=True, text=True)
+    proc = subprocess.run(command(config, docs, store), env=env_of(config), capture_output=True,
+                          text=True)
     wall, cpu = time.monotonic() - start, children_cpu() - cpu
     if proc.returncode:
         raise SystemExit(f"{config} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -91,17 +99,19 @@ def crash(docs: Path, store: Path, after: float) -> dict[str, Any]:
     assert proc.poll() is None, "finished before the kill"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    time.sleep(5)
+    time.sleep(5)  # then: did the local Ray go with its driver?
     left = subprocess.run(["pgrep", "-f", f"ray.*{store.name}|raylet|gcs_server"],
                           capture_output=True, text=True).stdout.split()
     rerun = run("ray2", docs, store)
     proc2 = subprocess.run(command("ray2", docs, store), env=ENV, capture_output=True,
                            text=True)  # a third run: everything is stored, nothing embedded
     points, unique = contents(store)
+    count = len(docs.read_text().splitlines())
+    third = re.search(r"Indexed (\d+) documents", proc2.stdout)
+    assert third, proc2.stdout + proc2.stderr
     return {"killed_after_s": after, "ray_processes_left": len(left), "rerun": rerun,
-            "rerun_written": rerun["written"], "third_run_written": int(re.search(
-                r"Indexed (\d+) documents", proc2.stdout)[1]),  # type: ignore[index]
-            "points": points, "unique_ids": unique}
+            "rerun_written": rerun["written"], "stored_before_kill": count - rerun["written"],
+            "third_run_written": int(third[1]), "points": points, "unique_ids": unique}
 
 
 def main() -> None:
@@ -109,7 +119,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", default="plain,ray1,ray2")
-    parser.add_argument("--kill-after", type=float, default=40.0)
+    parser.add_argument("--kill-after", default="40",
+                        help="seconds into a Ray ingest to SIGKILL it, comma-separated; 0: none")
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--out", default=str(HERE / "ray-ingest"))
     args = parser.parse_args()
@@ -130,15 +141,16 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     last = args.rounds - 1
     quality: dict[str, Any] = {}
-    base = top10(work / f"plain-{last}", claims) if "plain" in configs else None
-    for config in configs:
+    base = top10(work / f"plain-{last}", claims) if "plain" in configs and rows else None
+    for config in configs if rows else []:
         points, unique = contents(work / f"{config}-{last}")
         quality[config] = {"points": points, "unique_ids": unique}
         if base is not None and config != "plain":
             mine = top10(work / f"{config}-{last}", claims)
             quality[config]["same_top10"] = sum(a == b for a, b in zip(base, mine, strict=True))
     print(json.dumps(quality), flush=True)
-    killed = crash(docs, work / "crash", args.kill_after) if args.kill_after else None
+    killed = [crash(docs, work / f"crash-{after:g}", after)
+              for after in map(float, args.kill_after.split(",")) if after]
     print(json.dumps(killed), flush=True)
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
             "docs": args.limit, "rounds": args.rounds, "cpu_count": os.cpu_count(),
@@ -157,37 +169,43 @@ def _cpu_name() -> str:
 
 
 def table(meta: dict[str, Any], rows: list[dict[str, Any]], quality: dict[str, Any],
-          killed: dict[str, Any] | None) -> str:
+          killed: list[dict[str, Any]]) -> str:
     configs = list(dict.fromkeys(r["config"] for r in rows))
     mean = {c: sum(r["docs_per_s"] for r in rows if r["config"] == c)
             / sum(r["config"] == c for r in rows) for c in configs}
+    cpu = {c: sum(r["cpu_s"] for r in rows if r["config"] == c)
+           / sum(r["written"] for r in rows if r["config"] == c) for c in configs}
     lines = [
         f"{meta['docs']} SciFact abstracts, {meta['rounds']} rounds alternating, "
         f"{meta['cpu_count']} cores ({meta['cpu']}), {meta['date']}; whole processes "
         "(start to exit) into a fresh embedded store.",
         "",
-        "| round | config | wall s | docs/s | CPU s (reaped) | load before / after |",
+        "| round | config | wall s | docs/s | CPU s reaped (Ray: the driver's only) | "
+        "load before / after |",
         "|---:|---|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(f"| {r['round']} | {r['config']} | {r['wall_s']:.0f} | "
                      f"{r['docs_per_s']:.2f} | {r['cpu_s']:.0f} | "
                      f"{r['load_before']:.1f} / {r['load_after']:.1f} |")
-    lines += ["", "| config | mean docs/s | x plain | points | unique ids | same top-10 |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "| config | mean docs/s | x plain | CPU core-ms a document (reaped) | points | "
+              "unique ids | same top-10 as plain |", "|---|---:|---:|---:|---:|---:|---:|"]
     for c in configs:
         q = quality.get(c, {})
         ratio = f"{mean[c] / mean['plain']:.2f}" if "plain" in mean else "-"
         same = f"{q['same_top10']} / {meta['queries']}" if "same_top10" in q else "-"
-        lines.append(f"| {c} | {mean[c]:.2f} | {ratio} | {q.get('points', '-')} | "
-                     f"{q.get('unique_ids', '-')} | {same} |")
+        lines.append(f"| {c} | {mean[c]:.2f} | {ratio} | {1000 * cpu[c]:.0f} | "
+                     f"{q.get('points', '-')} | {q.get('unique_ids', '-')} | {same} |")
     if killed:
-        after = killed["killed_after_s"]
-        lines += ["", f"Crash: `index --ray --workers 2` SIGKILLed {after:.0f} s "
-                  f"in; Ray processes left 5 s later: {killed['ray_processes_left']}; the rerun "
-                  f"wrote {killed['rerun_written']} (the rest were stored before the kill), a "
-                  f"third run {killed['third_run_written']}; the store then holds "
-                  f"{killed['points']} points, {killed['unique_ids']} unique ids."]
+        lines += ["", "Crash: `index --ray --workers 2` SIGKILLed (the driver), then the same "
+                  "command rerun, then once more:", "",
+                  "| killed after s | stored before the kill | Ray processes left 5 s later | "
+                  "rerun wrote | third run wrote | points | unique ids |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for k in killed:
+            lines.append(f"| {k['killed_after_s']:g} | {k['stored_before_kill']} | "
+                         f"{k['ray_processes_left']} | {k['rerun_written']} | "
+                         f"{k['third_run_written']} | {k['points']} | {k['unique_ids']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -197,9 +197,10 @@ def test_driver_sigkilled_mid_ingest_then_rerun(cluster: str, embedder: Embedder
 
 
 def test_a_worker_killed_mid_batch_leaves_no_duplicate(cluster: str, embedder: Embedder,
-                                                       docs: Path, tmp_path: Path) -> None:
+                                                       tmp_path: Path) -> None:
     store, marker = str(tmp_path / "store"), tmp_path / "killed"
-    report = index_on_ray(str(docs), location=Location(path=store), embedder=embedder,
+    records = ray.data.from_items([document(i) for i in range(N)], override_num_blocks=10)
+    report = index_on_ray(records, location=Location(path=store), embedder=embedder,
                           workers=2, batch_size=4, probe=kill_once(marker, "staged"))
     ids, doc_ids = stored(store)
     assert marker.exists()  # a worker died with a staged batch: Ray restarted it, ran it again
@@ -207,6 +208,31 @@ def test_a_worker_killed_mid_batch_leaves_no_duplicate(cluster: str, embedder: E
     assert report.upsert.written == N and report.points == N
     record("a Ray worker SIGKILLed mid-batch (embedded store: staged, not handed back)",
            "Ray restarted it and ran the batch again; stored once", N, len(ids))
+
+
+def test_a_bad_line_stops_it_after_what_came_before(cluster: str, embedder: Embedder,
+                                                    docs: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    lines = docs.read_text().splitlines(keepends=True)[:20]
+    bad = 14  # its line number
+    lines.insert(bad - 1, "{not json\n")
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(lines))
+    store = str(tmp_path / "store")
+    invoke = index_in_process(embedder, monkeypatch, capsys, store)
+    code, _, err = invoke(str(path), "--ray", "--batch-size", "4")
+    assert code == 1 and f"bad.jsonl:{bad}: not valid JSON" in err, err
+    assert err.strip().count("\n") == 0 and "Rerun" not in err  # fix the line, then rerun
+    ids, _ = stored(store)
+    assert ids == {point_id(f"r{i}") for i in range(bad - 1)}  # exactly what came before it
+    code, out, err = invoke(str(path), "--ray", "--batch-size", "4", "--skip-invalid")
+    assert code == 0 and "skipped invalid lines: 1" in out, out
+    assert f"Indexed {20 - (bad - 1)} documents" in out, out
+    ids, _ = stored(store)
+    assert ids == expected_ids(20)
+    record("index --ray: a bad JSONL line at line 14 of 20", "one line naming FILE:14; the "
+           "13 before it stored, no more; --skip-invalid then stores the rest", 13 + 7, len(ids))
 
 
 def test_workers_write_to_a_server_through_faults(cluster: str, embedder: Embedder,

@@ -124,7 +124,7 @@ class Run:
         room = room_for(parts.engine, parts.name, parts.embedder.dim)  # embedded store
         if room:  # a list: refused before any write
             room.check_documents(documents, lambda: parts.engine.count(parts.name),
-                                      parts.windows is not None)
+                                 parts.windows is not None)
         return self.drive(staged(batches, self.stage), on_progress=on_progress,
                           optimize=optimize, start=start)
 

@@ -161,8 +161,7 @@ def index_on_ray(
                         retry_policy=retry_policy, backend=backend) as col:
             direct = not col.engine.in_process  # a server: the workers write to it
             snapshot = Snapshot.take(col.parts) if skip_unchanged and not direct else None
-            cpus = cpus_per_worker or (1.0 if gpus_per_worker else max(
-                1.0, float(ray.cluster_resources().get("CPU", 1) // workers)))
+            cpus = _fitted(ray, workers, cpus_per_worker, gpus_per_worker, strict=started)
             recipe = Recipe.of(col.parts, max_batch_bytes=col.max_batch_bytes,
                                server=location if direct else None,
                                threads=max(1, int(cpus)), skip_unchanged=skip_unchanged,
@@ -170,12 +169,13 @@ def index_on_ray(
             report = RayReport(UpsertReport(), workers, cpus, gpus_per_worker,
                                address or ("local" if started else "joined"), direct, total,
                                snapshot=len(snapshot) if snapshot is not None else 0)
-            dataset = _dataset(ray, source, paths, batch_size)
+            dataset = _dataset(ray, source, paths, batch_size, total)
             stream = dataset.map_batches(
                 Stager, fn_constructor_kwargs={
                     "recipe": recipe, "probe": probe,
                     "snapshot": ray.put(snapshot) if snapshot is not None else None},
-                batch_size=batch_size, batch_format="pyarrow",
+                # files: a block a call (read a batch a block); a dataset's blocks: in batches
+                batch_size=None if paths else batch_size, batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
                 num_cpus=cpus, num_gpus=gpus_per_worker or None,
                 # a Ray started (or joined) here carries the environment for the whole job
@@ -219,13 +219,36 @@ def _paths(source: Any, ray: ModuleType, lines: bool) -> tuple[list[str], int | 
     return paths, sum(count_lines(p) for p in local) if len(local) == len(paths) else None
 
 
-def _dataset(ray: ModuleType, source: Any, paths: list[str], batch_size: int) -> Any:
+def _dataset(ray: ModuleType, source: Any, paths: list[str], batch_size: int,
+             lines: int | None) -> Any:
+    """The rows: a dataset as given, or the files' lines in blocks of at most a batch (Ray
+    merges what a read yields into big blocks, and a worker's results of one block come
+    back together: a batch a block keeps them flowing, a write a batch)."""
     if not paths:
         return source
     from minilm_qdrant.distributed.lines import Lines
 
     # reading costs next to nothing: it takes no CPU of the workers' (none is left them)
-    return ray.data.read_datasource(Lines(paths, batch_size), num_cpus=0)
+    return ray.data.read_datasource(
+        Lines(paths, batch_size), num_cpus=0,
+        override_num_blocks=-(-lines // batch_size) if lines else None)
+
+
+def _fitted(ray: ModuleType, workers: int, cpus: float | None, gpus: float, *, strict: bool
+            ) -> float:
+    """Each worker's CPUs: ``cpus``, else the cluster's shared out (1 beside a GPU). A pool
+    that this Ray cannot hold is refused where Ray was started here (a cluster may scale)."""
+    have = ray.cluster_resources()
+    cpu, gpu = float(have.get("CPU", 0)), float(have.get("GPU", 0))
+    chosen = cpus or (1.0 if gpus else max(cpu, 1.0) / workers)
+    if strict and (chosen * workers > cpu + 1e-6 or gpus * workers > gpu + 1e-6):
+        raise InputError(
+            f"this Ray has {cpu:g} CPUs and {gpu:g} GPUs: {workers} workers of {chosen:g} CPUs "
+            f"and {gpus:g} GPUs do not fit; ask for fewer workers or less of each")
+    if chosen * workers > cpu or gpus * workers > gpu:
+        logger.warning("the Ray cluster has %g CPUs and %g GPUs now; %d workers of %g CPUs "
+                       "and %g GPUs wait for more", cpu, gpu, workers, chosen, gpus)
+    return chosen
 
 
 def _connect(ray: ModuleType, address: str | None) -> bool:

@@ -18,7 +18,7 @@ CHUNK = 1 << 20
 
 
 class Lines(FileBasedDatasource):
-    """Rows ``line`` (bytes, without its newline), ``path`` and ``lineno`` (from 1)."""
+    """Rows `LINE` (bytes, without its newline), `PATH` and `LINENO` (from 1)."""
 
     def __init__(self, paths: list[str], rows: int) -> None:
         super().__init__(paths)

@@ -40,8 +40,9 @@ Probe = Callable[[str], None]
 """Called in the worker at named points of a batch: ``"staged"`` (embedded, not yet handed
 back or stored) and ``"stored"`` (written by the worker, not yet reported). For fault tests:
 a probe that kills its process shows what a worker lost mid-batch costs."""
-LINE, PATH, LINENO = "line", "path", "lineno"
-"""The columns of a dataset of files read a line a row (`lines.Lines`)."""
+LINE, PATH, LINENO = "minilm_qdrant:line", "minilm_qdrant:path", "minilm_qdrant:lineno"
+"""The columns of a dataset of files read a line a row (`lines.Lines`): names no dataset of
+records has."""
 
 
 @dataclass(frozen=True)
