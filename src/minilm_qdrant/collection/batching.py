@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from minilm_qdrant.documents import Document, metadata_problem
-from minilm_qdrant.errors import InputError
+from minilm_qdrant.embedder import Embedder
+from minilm_qdrant.errors import CollectionMismatch, InputError
 
 T = TypeVar("T")
 MAX_BATCH_BYTES = 30 * 1024 * 1024
@@ -147,3 +148,24 @@ def check_vectors(vectors: np.ndarray, docs: list[Document], dim: int) -> None:
 def preview(ids: list[Any], n: int = 5) -> str:
     shown = ", ".join(map(str, ids[:n]))
     return shown + (f", ... {len(ids) - n} more" if len(ids) > n else "")
+
+
+MIN_AGREEMENT = 0.95
+"""Cosine under which given vectors are taken for another model's. torch and ONNX vectors of
+one model agree to >= 0.999; int8's quantisation is dynamic (scaled over the whole batch), so a
+short text embedded in a padded batch and alone agree to ~0.978 (measured); another model's
+vectors share no such space."""
+
+
+def agree(embedder: Embedder, name: str, doc: Document, given: np.ndarray, text: str) -> None:
+    """Refuse vectors that the collection's model did not make (one is re-embedded)."""
+    if given.shape != (embedder.dim,):
+        return  # check_vectors names the wrong shape
+    ours = embedder.embed_documents([text], warn=False)[0]
+    cosine = float(ours @ given / (np.linalg.norm(ours) * np.linalg.norm(given) or 1.0))
+    if cosine < MIN_AGREEMENT:
+        raise CollectionMismatch(
+            f"the vector given for document {doc.id!r} is not {embedder.spec.name}'s "
+            f"(cosine {cosine:.3f} to it): collection {name!r} holds that model's vectors "
+            "only; embed with it (or let the collection embed)"
+        )

@@ -49,28 +49,23 @@ class Collection:
         name: collection name.
         embedder: the embedder; default: the model recorded in an existing collection's
             fingerprint, else the default model.
-        path / url / api_key / client / engine / location: where the collection lives (one
-            of them; ``location`` is all of the first four in one `Location` value); default
-            an in-memory store. ``path=DIR`` is the embedded Qdrant Edge store (or
-            qdrant-client local mode where DIR already holds one); ``path=":memory:"`` works.
-        options: settings used when the collection is created (scale; ``sparse``: the BM25
-            settings, default English, or None for a dense-only collection; ``quantization``:
-            ``int8`` or ``binary``, recorded in the fingerprint, originals on disk, every
-            search rescored).
+        path / url / api_key / client / engine / location: where it lives (``location``: the
+            first four in one `Location`); default in memory. ``path=DIR``: the embedded Qdrant
+            Edge store (or local mode where DIR holds one); ``path=":memory:"`` works.
+        options: settings used when the collection is created (scale; ``sparse``: BM25, or
+            None: dense only; ``windows``: `WindowSettings`; ``quantization``: ``int8`` or
+            ``binary``, originals on disk, every search rescored).
         create: create the collection when missing (else `CollectionNotFound`).
-        batch_size / max_batch_bytes: ingest batches are bounded by both (batches of
-            several points aim at 4 MiB; a long document's point goes alone, up to
-            ``max_batch_bytes``; default: a server's request bound, 30 MiB, and none for an
-            engine in this process, Edge or local mode, where every window of a text of any
-            length is stored); a batch is also the window in which texts are sorted by
-            length for embedding.
+        batch_size / max_batch_bytes: ingest batches are bounded by both (several points aim
+            at 4 MiB, a long document goes alone; ``max_batch_bytes`` default: 30 MiB to a
+            server, none in this process, where every window of any text is stored); texts
+            are sorted by length for embedding within a batch.
         retry_policy: how transient failures are retried.
         backend: the backend of the embedder built here (none given): ``torch``, ``onnx``...
         tenant: confine every operation to this tenant (a new collection is made tenanted;
             an existing one must be). See `minilm_qdrant.tenancy` and `tenant()`.
-        all_tenants: read every tenant's documents and write none (an administrator's
-            explicit choice; what ``reembed`` needs); an untenanted collection opens as it is,
-            a new one is made tenanted.
+        all_tenants: read every tenant's documents and write none (an administrator's choice,
+            what ``reembed`` needs); an untenanted collection opens as it is.
     """
 
     def __init__(
@@ -242,18 +237,12 @@ class Collection:
         on_refused: OnRefused | None = None,
     ) -> UpsertReport:
         """Embed and write documents in bounded batches, each acknowledged before it counts
-        (dense, window and BM25 vectors of a point in one write; see `WritePath.write`).
-        A document that cannot be stored (no text, bad metadata, over the request bound) stops
-        the ingest, named, after what came before it; with ``on_refused`` it is handed to it
-        with why, and the rest goes on (``--skip-invalid``).
-        ``vectors`` (by document id) skips embedding for vectors a framework already made
-        with this model (checked on one). Documents stored with the same embedded text and
-        payload are skipped (``report.unchanged``) unless ``skip_unchanged=False``, so a rerun
-        after an interruption embeds only what is missing.
-
-        Raises `IngestError` (carrying the report) when a batch fails for good. Rerunning the
-        same ingest completes it without duplicates, as point ids are deterministic.
-        """
+        (a point's vectors in one write; `WritePath.write`). A document that cannot be stored
+        stops the ingest, named, after what came before it (``on_refused``: handed to it, the
+        rest goes on). ``vectors`` (by id): a framework's vectors of this model (one checked).
+        Documents stored unchanged are skipped unless ``skip_unchanged=False``. Raises
+        `IngestError` (carrying the report) when a batch fails for good; rerunning the same
+        ingest completes it without duplicates (point ids are deterministic)."""
         return self.writer().write(documents, on_progress=on_progress, optimize=optimize,
                                    vectors=vectors, embedded_text=embedded_text,
                                    skip_unchanged=skip_unchanged, on_refused=on_refused)

@@ -31,13 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from minilm_qdrant.collection.batching import Refused, check_vectors, label, preview
+from minilm_qdrant.collection.batching import Refused, agree, check_vectors, label, preview
 from minilm_qdrant.collection.known import Known, Lookup
 from minilm_qdrant.collection.parts import Parts
 from minilm_qdrant.collection.report import UpsertReport
 from minilm_qdrant.collection.staging import StageError, staged
 from minilm_qdrant.documents import HASH_KEY, Document
-from minilm_qdrant.embedder import Embedder
 from minilm_qdrant.engines import Sparse
 from minilm_qdrant.engines.diskspace import Room, room_for
 from minilm_qdrant.errors import (
@@ -54,11 +53,6 @@ Item = tuple[Document, "list[Span] | None"]
 """A document and its windows (None: the collection stores one vector a text)."""
 OnRefused = Callable[[Document, str], None]
 """Takes a document that cannot be stored and why (``--skip-invalid``)."""
-MIN_AGREEMENT = 0.95
-"""Cosine under which given vectors are taken for another model's. torch and ONNX vectors of
-one model agree to >= 0.999; int8's quantisation is dynamic (scaled over the whole batch), so a
-short text embedded in a padded batch and alone agree to ~0.978 (measured); another model's
-vectors share no such space."""
 
 
 @dataclass
@@ -291,8 +285,8 @@ class Run:
         report.windows += sum(len(c) for c in cuts)
         report.windowed += sum(len(c) > 1 for c in cuts)
         if parts.windows and parts.windows.coverage == "first-window":  # embedded in part
-            report.truncated += sum(c[-1][1] < len(p.doc.text.rstrip())
-                                    for p, c in zip(pending, cuts, strict=True))
+            report.truncated += sum(c[-1][1] < len(p.doc.text.rstrip()) for p, c in zip(
+                pending, cuts, strict=True))
         rows: list[np.ndarray | None] = [None] * len(docs)
         if self.given is not None:
             self.take_given(docs, cuts, rows)
@@ -327,7 +321,7 @@ class Run:
             if len(cut) == 1 or self.parts.windows is None:
                 rows[i] = np.asarray(given[pid(doc)], dtype=np.float32)[None, :]
         if not self.checked and rows[0] is not None:  # one vector, in the first batch
-            _agree(self.parts.embedder, self.parts.name, docs[0], rows[0][0],
+            agree(self.parts.embedder, self.parts.name, docs[0], rows[0][0],
                    self.text_of(docs[0]))
             self.checked = True
 
@@ -344,17 +338,3 @@ def _clash(doc: Document, other: object) -> bool:
     """Whether ``doc``'s id and ``other`` (an id already written to its point) are one point
     but not one id: ``1`` and ``"1"``."""
     return other is not None and doc.id is not None and type(other) is not type(doc.id)
-
-
-def _agree(embedder: Embedder, name: str, doc: Document, given: np.ndarray, text: str) -> None:
-    """Refuse vectors that the collection's model did not make (one is re-embedded)."""
-    if given.shape != (embedder.dim,):
-        return  # check_vectors names the wrong shape
-    ours = embedder.embed_documents([text], warn=False)[0]
-    cosine = float(ours @ given / (np.linalg.norm(ours) * np.linalg.norm(given) or 1.0))
-    if cosine < MIN_AGREEMENT:
-        raise CollectionMismatch(
-            f"the vector given for document {doc.id!r} is not {embedder.spec.name}'s "
-            f"(cosine {cosine:.3f} to it): collection {name!r} holds that model's vectors "
-            "only; embed with it (or let the collection embed)"
-        )
