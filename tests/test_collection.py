@@ -46,7 +46,8 @@ def test_creates_a_dot_product_collection_with_fingerprint(embedder: Embedder, s
         "normalize": True, "distance": "dot",
         "sparse": {"kind": "bm25", "language": "english", "k": 1.2, "b": 0.75, "avg_len": 256.0,
                    "tokenizer": "word"},
-        "windows": {"size": 254, "overlap": 64},  # the model's limit, less [CLS] and [SEP]
+        "windows": {"size": 254, "overlap": 64, "whole": 254, "last": 254, "coverage": "all",
+                    "even": False},  # the model's limit, less [CLS] and [SEP]
         "origins": True,  # folder syncs mark what they write
     }
     assert info.windows and col.windowed
