@@ -285,7 +285,7 @@ NOT_CLI_FLAGS = {
     "--help",  # every command (click's own)
     "--index-url",  # pip
     "--strict", "--site-dir",  # mkdocs
-    "--lc-python", "--cache", "--sets", "--out", "--format",  # benchmark scripts, plots.py
+    "--lc-python", "--cache", "--sets", "--out", "--format", "--configs",  # benchmarks
 }
 
 
