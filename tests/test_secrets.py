@@ -99,26 +99,39 @@ def test_key_over_https_or_loopback_is_allowed(url: str) -> None:
 
 
 def test_weights_load_without_remote_code_and_from_safetensors(
-    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """What the torch backend asks sentence-transformers for, captured at the call."""
-    from sentence_transformers.sentence_transformer import modules
+    """What the torch backend reads, captured at the call: a plain BERT's weights from its
+    safetensors file alone (no code of the model's); any other model through transformers
+    with ``use_safetensors`` and without remote code."""
+    import json
+    import shutil
+
+    import safetensors.torch
+    import transformers
 
     from minilm_qdrant.backends.pytorch import TorchBackend
 
+    read: list[str] = []
+    real = safetensors.torch.load_file
+    monkeypatch.setattr(safetensors.torch, "load_file",
+                        lambda file, *a, **k: read.append(str(file)) or real(file, *a, **k))
     seen: dict[str, Any] = {}
 
-    class Spy:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            seen.update(kwargs)
-            raise RuntimeError("stop here")
+    def spy(*args: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
 
-    monkeypatch.setattr(modules, "Transformer", Spy)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", spy)
+    TorchBackend(embedder.spec, embedder.model_path)  # a plain BERT: transformers not asked
+    assert read == [str(embedder.model_path / "model.safetensors")] and not seen
+    other = tmp_path / "other"
+    shutil.copytree(embedder.model_path, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "hidden_act": "gelu_new"}))
     with pytest.raises(RuntimeError, match="stop here"):
-        TorchBackend(embedder.spec, embedder.model_path)
-    assert seen["model_kwargs"] == {"use_safetensors": True, "trust_remote_code": False}
-    assert seen["config_kwargs"]["trust_remote_code"] is False
-    assert seen["processor_kwargs"]["trust_remote_code"] is False
+        TorchBackend(embedder.spec, other)
+    assert seen["use_safetensors"] is True and seen["trust_remote_code"] is False
 
 
 def test_pickle_weights_are_refused(embedder: Embedder, tmp_path: Path,
