@@ -2,8 +2,8 @@
 
 Names: ``torch`` (fp32), ``torch-bf16`` (bf16 weights prepacked for oneDNN on CPUs with native
 bf16, fp16 on CUDA), ``onnx`` (fp32, fused graph), ``onnx-int8`` (dynamic int8 on the fused
-graph) and ``auto``: the fastest *lossless* one for the hardware and the kind of call (see `choose`):
-the fastest for a batch is not the fastest for one query.
+graph) and ``auto``: the fastest *lossless* one for the hardware and the kind of call (see
+`choose`): the fastest for a batch is not the fastest for one query.
 """
 
 from __future__ import annotations
