@@ -20,8 +20,8 @@ default 100 candidates a side), p50 / p99 of `Collection.search_vector`, recall@
 against exact fp32 search (numpy over every vector), agreement@10 of hybrid with the
 unquantized collection's hybrid, and dense recall / p50 across oversampling factors.
 The serving child's peak RSS (VmHWM; anonymous and file-backed parts at the end) is read
-before the model is loaded, then again with the query model loaded and used; disk is the
-blocks allocated. Each row is appended to ``OUT.json`` as soon as it is measured.
+before the model is loaded, then again with the query model (ONNX) loaded and used; disk is
+the blocks allocated. Each row is appended to ``OUT.json`` as soon as it is measured.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ DATA = Path(os.environ.get("SCIFACT", HERE.parent.parent / "shared" / "data" / "
 MODEL = "all-MiniLM-L6-v2"
 CHUNK = 10_000
 OVERSAMPLING = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+QUERY_BACKEND = "onnx"
+"""The serving child's query model (what ``auto`` picks for one query; torch would add its
+~0.8 GB import to the process)."""
 
 
 def texts() -> list[str]:
@@ -154,7 +157,7 @@ def serve(n: int, kind: str, store: str, count: int) -> dict[str, Any]:
     warm, timed = range(20), range(20, 20 + count)
     out: dict[str, Any] = {"n": n, "kind": kind, "queries": count}
     began = time.perf_counter()
-    with Collection("bench", path=store) as col:
+    with Collection("bench", path=store, backend=QUERY_BACKEND) as col:
         out["open_s"] = round(time.perf_counter() - began, 2)
         sparse = [col.sparse.encode_query(c) for c in claims] if col.sparse else []
 
@@ -188,6 +191,7 @@ def serve(n: int, kind: str, store: str, count: int) -> dict[str, Any]:
             out["sweep"] = sweep
         out["peak_rss_mb"] = _status("VmHWM")
         out["rss_anon_mb"], out["rss_file_mb"] = _status("RssAnon"), _status("RssFile")
+        out["rss_by_file_mb"] = _resident_files()
         col.embedder.load()  # a search service embeds its queries: the model's share
         for c in claims[:20]:
             col.search(c, 10)
@@ -201,16 +205,70 @@ def _status(key: str) -> int:
     return round(int(line.split()[1]) / 1024)
 
 
+def _resident_files(top: int = 8) -> dict[str, int]:
+    """The mapped files with the most resident pages (MB), their paths below the store: what
+    the file-backed part of the RSS is."""
+    sizes: dict[str, int] = {}
+    name = ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:
+            name = head[5] if len(head) > 5 else ""
+        elif head and head[0] == "Rss:" and name.startswith("/"):
+            sizes[name] = sizes.get(name, 0) + int(head[1])
+    best = sorted(sizes.items(), key=lambda kv: -kv[1])[:top]
+    return {"/".join(k.split("/")[-3:]): round(v / 1024) for k, v in best}
+
+
 def disk_mb(path: Path) -> float:
     return round(sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 1e6, 1)
 
 
-def child(*args: Any) -> dict[str, Any]:
+def child(*args: Any, limit_mb: int | None = None) -> dict[str, Any]:
+    """Run a step in a process of its own; with ``limit_mb``, inside a memory cgroup of that
+    limit (RAM and the page cache it faults in, as a container's limit counts them), the store's
+    pages first dropped from the page cache so that every page it reads is charged to it."""
+    group = _cgroup(limit_mb, Path(str(args[-2]))) if limit_mb else None
     proc = subprocess.run([sys.executable, __file__, "child", *map(str, args)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False,
+                          preexec_fn=None if group is None else lambda: _join(group))
     if proc.returncode:
         raise SystemExit(f"child {args} failed: {proc.stderr[-3000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    row = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    if group is not None:
+        row["memory_limit_mb"] = limit_mb
+        row["cgroup_peak_mb"] = round(int((group / _PEAK[group.parent.name]).read_text()) / 2**20)
+        group.rmdir()
+    return row
+
+
+_CGROUPS = {"v1": Path("/sys/fs/cgroup/memory"), "v2": Path("/sys/fs/cgroup/unified")}
+_PEAK = {"memory": "memory.max_usage_in_bytes", "unified": "memory.peak"}
+
+
+def _cgroup(limit_mb: int, store: Path) -> Path:
+    """A fresh memory cgroup limited to ``limit_mb`` (v1, else v2), the store's files out of
+    the page cache (synced, then dropped)."""
+    for f in store.rglob("*"):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+    root = _CGROUPS["v1"] if (_CGROUPS["v1"] / "memory.limit_in_bytes").exists() \
+        else _CGROUPS["v2"]
+    group = root / f"quant-bench-{os.getpid()}"
+    group.mkdir()
+    limit = str(limit_mb * 2**20)
+    (group / ("memory.limit_in_bytes" if root == _CGROUPS["v1"] else "memory.max")).write_text(
+        limit)
+    return group
+
+
+def _join(group: Path) -> None:
+    (group / "cgroup.procs").write_text(str(os.getpid()))
 
 
 def recall(found: list[list[str]], expected: np.ndarray) -> float:
@@ -231,15 +289,20 @@ def main() -> None:
         print(json.dumps(row))
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("part", choices=["run"])
+    parser.add_argument("part", choices=["run", "table"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[100_000, 300_000])
     parser.add_argument("--kinds", nargs="+", default=["none", "int8", "binary"])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--stores", type=Path, default=Path("/tmp/quant-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the stores")
+    parser.add_argument("--memory-limit", type=int, metavar="MB",
+                        help="serve inside a memory cgroup of MB (needs root)")
     parser.add_argument("--out", default=str(HERE / "quantization"))
     args = parser.parse_args()
     out = Path(args.out + ".json")
+    if args.part == "table":
+        print(table(json.loads(out.read_text())["rows"]))
+        return
     results = json.loads(out.read_text()) if out.exists() else {"runs": [], "rows": []}
     results["runs"].append({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:],
                             "cpu": _cpu(), "load_avg_start": os.getloadavg()})
@@ -253,7 +316,8 @@ def main() -> None:
                 row = {**child("build", n, kind, store)}
             else:
                 row = {"build_s": None}
-            row = {**child("serve", n, kind, store, args.queries), **row,
+            row = {**child("serve", n, kind, store, args.queries,
+                           limit_mb=args.memory_limit), **row,
                    "disk_mb": disk_mb(store), "load_avg": os.getloadavg()}
             dense, hybrid = row.pop("dense_ids"), row.pop("hybrid_ids")
             row["dense_recall@10"] = recall(dense, expected)
@@ -268,6 +332,44 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             if not args.keep:
                 subprocess.run(["rm", "-rf", str(store)], check=True)
+
+
+COLUMNS = [("n", "points"), ("kind", "quantization"), ("limit", "memory limit MB"),
+           ("build_s", "build s"), ("disk_mb", "disk MB"),
+           ("rss", "search peak RSS MB (anon + file)"), ("cold", "dense p50 / p99 ms, cold"),
+           ("warm", "dense p50 ms, warm"), ("dense_recall@10", "dense recall@10"),
+           ("hybrid", "hybrid p50 / p99 ms"), ("hybrid_agreement@10", "hybrid = unquantized@10")]
+
+
+def _cells(r: dict[str, Any]) -> dict[str, Any]:
+    """A row's table cells: the cold pass (the first queries on a freshly opened store) and
+    the warm p50 at the quantization's default oversampling (the sweep's, run after it)."""
+    from minilm_qdrant.engines import OVERSAMPLING as DEFAULT
+
+    warm = next((f"{x['p50_ms']} (x{x['oversampling']:g})" for x in r.get("sweep", [])
+                 if x["oversampling"] == DEFAULT.get(r["kind"])), "")
+    return {**r, "limit": r.get("memory_limit_mb", "none"),
+            "rss": f"{r['peak_rss_mb']:,} ({r['rss_anon_mb']:,} + {r['rss_file_mb']:,})",
+            "cold": f"{r['dense_p50_ms']} / {r['dense_p99_ms']}", "warm": warm,
+            "hybrid": f"{r['hybrid_p50_ms']} / {r['hybrid_p99_ms']}"}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The rows as Markdown, and each quantized row's oversampling sweep."""
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |",
+             "|" + "---:|" * len(COLUMNS)]
+    for r in map(_cells, rows):
+        lines.append("| " + " | ".join(f"{r[k]:,}" if isinstance(r.get(k), (int, float))
+                                       and k != "dense_recall@10" and k != "hybrid_agreement@10"
+                                       else str(r.get(k, "")) for k, _ in COLUMNS) + " |")
+    lines += ["", "Dense recall@10 / p50 ms across oversampling (warm, after the cold pass):", "",
+              "| points | quantization | memory limit MB | " + " | ".join(
+                  f"x{f:g}" for f in OVERSAMPLING) + " |",
+              "|" + "---:|" * (3 + len(OVERSAMPLING))]
+    lines += [f"| {r['n']:,} | {r['kind']} | {r.get('memory_limit_mb', 'none')} | " + " | ".join(
+        f"{s['recall@10']} / {s['p50_ms']}" for s in r["sweep"]) + " |"
+        for r in rows if r.get("sweep")]
+    return "\n".join(lines)
 
 
 def _cpu() -> str:
