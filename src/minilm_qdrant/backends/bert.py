@@ -6,7 +6,9 @@ masks and output records a call; this is the same arithmetic (checked against it
 0.9999 in fp32, `tests/test_cuts.py`) with the query, key and value projections in one matrix
 product. Only what the MiniLM family uses is read: absolute positions, exact GELU, post-layer
 norm; any other configuration returns None from `load_bert` and the backend uses
-transformers.
+transformers. With bf16 linear layers (`pytorch.bf16_packed`) the residual stream, its layer
+norms and the embeddings stay fp32: each linear layer takes bf16 and its output is added in
+fp32, so the rounding of bf16 does not accumulate across layers.
 """
 
 from __future__ import annotations
@@ -47,13 +49,14 @@ class Layer(torch.nn.Module):
         self.down = linear("output.dense")
         self.norm2 = norm("output.LayerNorm")
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         rows, length, width = x.shape
         qkv = self.qkv(x).view(rows, length, 3, self.heads, width // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        x = self.norm1(x + self.out(mixed.transpose(1, 2).reshape(rows, length, width)))
-        return self.norm2(x + self.down(self.act(self.up(x))))
+        mixed = self.out(mixed.transpose(1, 2).reshape(rows, length, width))
+        x = self.norm1(x + mixed.to(x.dtype))
+        return self.norm2(x + self.down(self.act(self.up(x))).to(x.dtype))
 
 
 class Bert(torch.nn.Module):
@@ -79,8 +82,9 @@ class Bert(torch.nn.Module):
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.words(ids) + self.positions[:ids.shape[1]] + self.type0
         x = self.norm(x)
-        bias = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
-        bias = bias.masked_fill(mask == 0, torch.finfo(x.dtype).min)[:, None, None, :]
+        # SDPA's boolean mask (any compute dtype); none where no row is padded (batches of
+        # full windows, common once sorted by length), which SDPA's attention runs faster
+        bias = None if bool(mask.all()) else (mask != 0)[:, None, None, :]
         for layer in self.layers:
             x = layer(x, bias)
         return x
