@@ -125,13 +125,12 @@ def bf16_packed(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
     try:
         probe = torch.nn.Linear(8, 8).to(torch.bfloat16)
         check = _PackedLinear(probe, "none")(torch.ones(2, 8, dtype=torch.bfloat16))
-        if not torch.allclose(check, probe(torch.ones(2, 8, dtype=torch.bfloat16))):
-            return model.to(torch.bfloat16), 0
+        packable = torch.allclose(check, probe(torch.ones(2, 8, dtype=torch.bfloat16)))
     except (AttributeError, RuntimeError):
-        return model.to(torch.bfloat16), 0
-    if not isinstance(model, Bert):  # `Bert` keeps fp32 residuals: only its linears are bf16
+        packable = False
+    if not (packable and isinstance(model, Bert)):  # `Bert`: only its linears become bf16
         model = model.to(torch.bfloat16)
-    return model, _pack(model)
+    return model, _pack(model) if packable else 0
 
 
 def _pack(parent: torch.nn.Module) -> int:
