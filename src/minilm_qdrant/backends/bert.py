@@ -55,8 +55,9 @@ class Layer(torch.nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         mixed = self.out(mixed.transpose(1, 2).reshape(rows, length, width))
-        x = self.norm1(x + mixed.to(x.dtype))
-        return self.norm2(x + self.down(self.act(self.up(x))).to(x.dtype))
+        # in place, in x's dtype (a bf16 linear's output is cast as it is added): no copies
+        x = self.norm1(x.add_(mixed))
+        return self.norm2(x.add_(self.down(self.act(self.up(x)))))
 
 
 class Bert(torch.nn.Module):

@@ -18,6 +18,7 @@ import numpy as np
 from tokenizers import Encoding
 
 from minilm_qdrant.backends.base import TOKEN_BUDGET, Encoded, TokenizerCache, token_batches
+from minilm_qdrant.backends.onnx_export import UNFUSED
 from minilm_qdrant.errors import ModelNotFound
 from minilm_qdrant.models import ModelSpec
 
@@ -42,7 +43,8 @@ class OnnxBackend:
         self._pad_id = self._tokens.pad_id
         threads = int(os.environ.get("MINILM_QDRANT_THREADS", "0")) or (os.cpu_count() or 1)
         self._session = ort.InferenceSession(
-            str(file), _options(ort, threads), providers=["CPUExecutionProvider"]
+            str(file), _options(ort, threads), providers=["CPUExecutionProvider"],
+            disabled_optimizers=UNFUSED,
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
 
