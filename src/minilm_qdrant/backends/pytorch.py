@@ -3,9 +3,10 @@ family; transformers' ``AutoModel`` for anything else), our tokenizer batches an
 exactly as the ONNX backend pools.
 
 Texts are tokenised once (``tokenizers``, truncation counted from the same pass), sorted by
-length and cut into `TOKEN_BUDGET` batches, each padded to a multiple of `ALIGN` word pieces. ``half=True`` on a CPU: the weights in bf16, every
-linear layer prepacked for oneDNN (AMX / AVX-512 BF16 kernels) with its bias, and the GELU
-after a feed-forward layer fused into it (`bf16_packed`); on CUDA: fp16 weights.
+length and cut into `TOKEN_BUDGET` batches, each padded to a multiple of `ALIGN` word pieces.
+``half=True`` on a CPU: the weights in bf16, every linear layer prepacked for oneDNN (AMX /
+AVX-512 BF16 kernels) with its bias, and the GELU after a feed-forward layer fused into it
+(`bf16_packed`); on CUDA: fp16 weights.
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ from minilm_qdrant.backends.base import (
     token_batches,
 )
 from minilm_qdrant.backends.bert import Bert, load_bert
+from minilm_qdrant.errors import ModelNotFound
+from minilm_qdrant.models import ModelSpec
+
+logger = logging.getLogger("minilm_qdrant")
 
 ALIGN = 16
 """A pass's width is padded to a multiple of this (masked): torch's fused CPU attention runs
 twice as fast on such lengths (32 rows x 12 heads in bf16: 22.3 ms at 254 word pieces, 10.4 at
 256; 14.7 at 248, 9.2 at 240), more than paying for the 1-6% more word pieces it computes
 (SciFact windows: +16% word pieces a second, vectors within cosine 0.99999)."""
-from minilm_qdrant.errors import ModelNotFound
-from minilm_qdrant.models import ModelSpec
-
-logger = logging.getLogger("minilm_qdrant")
 
 
 class TorchBackend:
