@@ -9,8 +9,8 @@ padded batches); onnxruntime's BERT fusions before quantising (dynamic int8 on a
 loses quality); per-channel int8 weights with dynamic activations on the fused graph; but no
 ``SkipLayerNormalization`` (UNFUSED): onnxruntime's CPU kernel for it took 12% (fp32) and 22-26%
 (int8) of a forward pass where a plain ``Add`` and ``LayerNormalization`` take 4-5% (the same
-vectors; batches of 254 word pieces, Xeon AMX). `UNFUSED` also keeps the session from fusing them
-again when it loads the graph.
+vectors; SciFact windows, Xeon AMX; `benchmarks/kernel_speed.py`). `UNFUSED` also keeps the
+session from fusing them again when it loads the graph.
 """
 
 from __future__ import annotations

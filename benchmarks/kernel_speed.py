@@ -1,6 +1,6 @@
 """The two kernel findings behind the embedder's speed, side by side in one run.
 
-    PYTHONPATH=src python benchmarks/kernels.py [--out benchmarks/kernels]
+    PYTHONPATH=src python benchmarks/kernel_speed.py [--out benchmarks/kernel-speed]
 
 1. ``attention``: torch's fused CPU attention (SDPA, bf16; 32 rows x 12 heads of 32 dimensions,
    as all-MiniLM-L6-v2 in a full batch) by sequence width, milliseconds and microseconds a word
@@ -140,7 +140,7 @@ def _export(work: Path, src: Path, hidden: int, heads: int, name: str, fused: bo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(HERE / "kernels"))
+    parser.add_argument("--out", default=str(HERE / "kernel-speed"))
     args = parser.parse_args()
     meta = {"cpu": _cpu(), "machine": platform.machine(), "cores": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
