@@ -7,8 +7,8 @@ it loads like any pre-exported ONNX model. torch is needed here only, never at i
 Choices, each from a measured pitfall: eager attention (an SDPA export disagrees with torch on
 padded batches); onnxruntime's BERT fusions before quantising (dynamic int8 on an unfused graph
 loses quality); per-channel int8 weights with dynamic activations on the fused graph; but no
-``SkipLayerNormalization`` (UNFUSED): onnxruntime's CPU kernel for it took 12% (fp32) and 22-26%
-(int8) of a forward pass where a plain ``Add`` and ``LayerNormalization`` take 4-5% (the same
+``SkipLayerNormalization`` (UNFUSED): onnxruntime's CPU kernel for it took 13% (fp32) and 21%
+(int8) of a forward pass where a plain ``Add`` and ``LayerNormalization`` take 4-6% (the same
 vectors; SciFact windows, Xeon AMX; `benchmarks/kernel_speed.py`). `UNFUSED` also keeps the
 session from fusing them again when it loads the graph.
 """

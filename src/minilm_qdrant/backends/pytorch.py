@@ -35,8 +35,8 @@ logger = logging.getLogger("minilm_qdrant")
 
 ALIGN = 16
 """A pass's width is padded to a multiple of this (masked): torch's fused CPU attention runs
-twice as fast on such lengths (32 rows x 12 heads in bf16: 22.3 ms at 254 word pieces, 10.4 at
-256; 14.7 at 248, 9.2 at 240), more than paying for the 1-6% more word pieces it computes
+twice as fast on such lengths (32 rows x 12 heads in bf16: 22.4 ms at 254 word pieces, 9.7 at
+256; 13.9 at 248, 10.1 at 240), more than paying for the 1-6% more word pieces it computes
 (SciFact windows: +16% word pieces a second, vectors within cosine 0.99999;
 `benchmarks/kernel_speed.py`)."""
 
