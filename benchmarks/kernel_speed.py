@@ -56,7 +56,7 @@ def onnx(docs: int = 200, rounds: int = 3) -> list[dict[str, Any]]:
 
     from minilm_qdrant import Embedder, WindowSettings
     from minilm_qdrant.backends import onnx_export as ox
-    from minilm_qdrant.backends.base import TOKEN_BUDGET, token_batches
+    from minilm_qdrant.backends.base import TOKEN_BUDGET, TokenizerCache, token_batches
     from minilm_qdrant.backends.onnx import pool
     from minilm_qdrant.windows import Windows
 
@@ -74,8 +74,6 @@ def onnx(docs: int = 200, rounds: int = 3) -> list[dict[str, Any]]:
         files[f"fp32 {name}"] = _export(work, src, hidden, heads, name, fused)
         files[f"int8 {name}"] = work / f"{name}-int8.onnx"
         ox.quantize_int8(files[f"fp32 {name}"], files[f"int8 {name}"])
-    from minilm_qdrant.backends.base import TokenizerCache
-
     tokens = TokenizerCache(src / "tokenizer.json")
     encodings, _ = tokens.encode(cut, windows.tokens)
     lengths = [len(e.ids) for e in encodings]
